@@ -1,0 +1,134 @@
+"""One cell's whole life: data, shared checkpoint, finetuning, test evaluation, result record.
+
+`run_cell(cell, env)` is a self-contained unit of work (a picklable cell and picklable settings in,
+a JSON-ready record out), so it can later run in another process, on another GPU or under SLURM.
+The record written by `write_record` is the source of truth; MLflow is filled from it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from bench.context import FinetuneContext
+from bench.oracle import MetricOracle, TaskView
+from bench.pretrain import atomic_write_bytes, pretrained_checkpoint, seeded_model
+from bench.suite import Cell
+from bench.errors import Diverged
+
+
+@dataclass(frozen=True)
+class CellEnv:
+    """Where and how cells run (not part of a cell's identity)."""
+
+    device: str
+    out_dir: str
+    cache_dir: str
+    data_dir: str | None = None
+    progress: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@lru_cache(maxsize=4)
+def _load_splits(task_name: str, options_json: str, data_dir: str | None):
+    from tasks import create_task
+
+    return create_task(task_name, **json.loads(options_json)).load_splits(data_dir)
+
+
+def record_path(out_dir: str | Path, cell: Cell) -> Path:
+    return Path(out_dir) / "cells" / f"{cell.cell_id}.json"
+
+
+def read_record(out_dir: str | Path, cell: Cell) -> dict | None:
+    path = record_path(out_dir, cell)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_record(out_dir: str | Path, record: dict) -> Path:
+    path = Path(out_dir) / "cells" / f"{record['cell_id']}.json"
+    payload = json.dumps(record, indent=1, sort_keys=True).encode()
+    atomic_write_bytes(path, lambda handle: handle.write(payload))
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_cell(cell: Cell, env: CellEnv) -> dict:
+    """Run one cell and return its result record (status "ok" or "failed" with a reason)."""
+    from methods import create_method
+    from tasks import create_task
+
+    started = time.time()
+    device = resolve_device(env.device)
+    task = create_task(cell.task, **cell.task_options)
+    record = {
+        "cell_id": cell.cell_id, "suite": cell.suite, **cell.config(), "device": str(device),
+        "target_metric": task.target_metric, "directions": task.metric_directions(),
+        "status": "failed", "reason": "", "metrics": {}, "pretrained": {}, "queries": {}, "history": {},
+        "started_at": started,
+    }
+    try:
+        splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_dir).to(device)
+        state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir))
+        record["pretrained"] = info
+        model = seeded_model(task, cell.seed).to(device)
+        model.load_state_dict(state)
+        model.train()
+
+        method = create_method(cell.method, **cell.method_options)
+        oracle = MetricOracle(task, splits.val, cell.budget.queries, seed=cell.seed)
+        view = TaskView(task, splits.train)
+        val = splits.val
+        progress = _step_bar(cell, env)
+        ctx = FinetuneContext(cell.budget, device, cell.seed, monitor=lambda m: task.evaluate(m, val), progress=progress)
+        try:
+            ctx.observe(model)
+            finetune_started = time.perf_counter()
+            from methods.base import run_finetune
+
+            history = run_finetune(method, model, view, oracle, ctx)
+            record["finetune_seconds"] = time.perf_counter() - finetune_started
+        finally:
+            record["history"] = ctx.history.to_dict()
+            record["queries"] = oracle.spent.to_dict()
+            if progress is not None:
+                progress.close()
+        record["history"] = history.to_dict()
+        metrics = task.evaluate(model, splits.test)
+        bad = [k for k, v in metrics.items() if v != v]
+        if bad:
+            raise Diverged(f"test {bad[0]} is NaN")
+        record["metrics"] = metrics
+        record["status"] = "ok"
+    except Exception as exc:  # a failing cell is recorded and the suite goes on
+        record["reason"] = _one_line(exc)
+        record["traceback"] = traceback.format_exc()
+    record["wall_seconds"] = time.time() - started
+    record["finished_at"] = time.time()
+    return record
+
+
+def _step_bar(cell: Cell, env: CellEnv):
+    if not env.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cell.budget.steps, desc=f"{cell.task}/{cell.method}/seed{cell.seed}", unit="step", leave=False)

@@ -1,0 +1,21 @@
+"""Exceptions with a meaning to the harness: what becomes exit code 2, and what fails a cell."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, no traceback (unless --debug)."""
+
+
+class CellFailure(Exception):
+    """A cell could not produce a result (the method raised, or training diverged); the suite goes on."""
+
+
+class Diverged(CellFailure):
+    """A loss or metric became NaN or infinite."""
+
+
+class BudgetExhausted(Exception):
+    """A method asked the oracle for more metric queries than its budget allows."""
+
+
+class HookContractError(TypeError):
+    """A task's or method's hook returned something the harness cannot use; the message says how to fix it."""

@@ -1,0 +1,152 @@
+"""Name -> factory registries with typed options, in the style of timm's model registry.
+
+A registry holds entries registered by decorator. Built-in entries live in modules that are
+imported on first lookup, plugins arrive through an entry-point group, so that `metricbench --help`
+imports nothing heavy and another package can add tasks or methods without editing this repository.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from bench.errors import UsageError
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One typed option of a task or method: its type, its default and what it means."""
+
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+
+    def coerce(self, owner: str, name: str, value: Any) -> Any:
+        """Return `value` as this option's type, or raise a UsageError that says what is expected."""
+        expected = self.type
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if expected is tuple and isinstance(value, list):
+            value = tuple(value)
+        ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+        if not ok:
+            raise UsageError(
+                f"option '{name}' of {owner} must be {expected.__name__}, got {value!r} "
+                f"({type(value).__name__}); default is {self.default!r}"
+            )
+        if self.choices is not None and value not in self.choices:
+            raise UsageError(
+                f"option '{name}' of {owner} must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered factory with its name, one-line description and options."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    options: dict[str, Option] = field(default_factory=dict)
+
+    def resolve_options(self, kind: str, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with `given`, each checked against its Option."""
+        owner = f"{kind} '{self.name}'"
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            raise UsageError(
+                f"unknown option '{unknown[0]}' for {owner}{_suggest(unknown[0], self.options)}; "
+                f"its options are: {', '.join(sorted(self.options)) or '(none)'}"
+            )
+        resolved = {k: opt.default for k, opt in self.options.items()}
+        for key, value in given.items():
+            resolved[key] = self.options[key].coerce(owner, key, value)
+        return resolved
+
+
+def _suggest(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+class Registry:
+    """Entries of one kind ('task', 'method', 'metric').
+
+    `builtin_modules` are imported on first lookup (they register themselves); `entry_point_group`
+    names the plugin group whose entry points are loaded then too.
+    """
+
+    def __init__(self, kind: str, builtin_modules: tuple[str, ...] = (), entry_point_group: str | None = None):
+        self.kind = kind
+        self._builtin_modules = builtin_modules
+        self._group = entry_point_group
+        self._entries: dict[str, Entry] = {}
+        self._loaded = False
+
+    def register(self, name: str, description: str, options: dict[str, Option] | None = None):
+        """Decorator registering a class or function under `name`."""
+        if not description or "\n" in description:
+            raise ValueError(f"{self.kind} '{name}' needs a one-line description")
+
+        def decorate(factory):
+            if name in self._entries and self._entries[name].factory is not factory:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._entries[name] = Entry(name, factory, description, dict(options or {}))
+            factory.registered_name = name
+            return factory
+
+        return decorate
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self._builtin_modules:
+            importlib.import_module(module)
+        if self._group:
+            for ep in entry_points(group=self._group):
+                try:
+                    ep.load()
+                except Exception as exc:  # a broken plugin must not take the harness down
+                    raise UsageError(
+                        f"plugin entry point '{ep.name}' in group '{self._group}' failed to load: {exc}"
+                    ) from exc
+
+    def reload_plugins(self) -> None:
+        """Look at entry points again (after installing a plugin in a running process)."""
+        self._loaded = False
+        self._load()
+
+    def entry(self, name: str) -> Entry:
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown {self.kind} '{name}'{_suggest(name, self._entries)}; "
+                f"see `metricbench list {self.kind}s`"
+            ) from None
+
+    def create(self, name: str, **options: Any) -> Any:
+        entry = self.entry(name)
+        instance = entry.factory(**entry.resolve_options(self.kind, options))
+        return instance
+
+    def names(self, pattern: str = "*") -> list[str]:
+        self._load()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry]:
+        return [self._entries[n] for n in self.names(pattern)]
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries

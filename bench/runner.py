@@ -1,0 +1,135 @@
+"""Running a suite: expand the grid, skip finished cells, run the rest, log, render tables."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import tables
+from bench.cell import CellEnv, read_record, record_path, run_cell, write_record
+from bench.errors import UsageError
+from bench.suite import Suite
+from bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
+
+
+@dataclass
+class RunSettings:
+    out_dir: Path
+    device: str = "auto"
+    tracking_uri: str | None = None
+    data_dir: str | None = None
+    cache_dir: Path | None = None
+    quiet: bool = False
+
+
+@dataclass
+class RunSummary:
+    computed: int
+    skipped: int
+    failed: int
+    tracking_uri: str
+    experiment_id: str
+    table_markdown: str
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def check_writable(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise UsageError(f"{what} '{folder}' is not writable ({exc.strerror}); choose another with --out") from None
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got '{device}'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+
+
+def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
+    out_dir = Path(settings.out_dir)
+    check_writable(out_dir, "output folder")
+    if settings.data_dir is not None and not Path(settings.data_dir).is_dir():
+        raise UsageError(f"--data-dir '{settings.data_dir}' is not a folder; point it at where the datasets live")
+    check_device(settings.device)
+    cells = suite.cells()  # validates every name and option before anything runs
+    uri = resolve_tracking_uri(settings.tracking_uri, out_dir)
+    check_tracking_uri(uri)
+
+    tracker = Tracker(uri, suite.name)
+    env = CellEnv(
+        device=settings.device, out_dir=str(out_dir), cache_dir=str(settings.cache_dir or out_dir / "cache" / "pretrained"),
+        data_dir=settings.data_dir, progress=not settings.quiet and sys.stderr.isatty(),
+    )
+    env_tags = environment_tags(settings.device)
+    tracker.start_invocation(
+        params={"suite": suite.name, "tasks": ",".join(sorted({c.task for c in cells})),
+                "methods": ",".join(sorted({c.method for c in cells})), "seeds": ",".join(map(str, suite.seeds)),
+                "cells": len(cells), "device": settings.device, "out_dir": str(out_dir.resolve())},
+        tags=env_tags,
+    )
+    computed = skipped = failed = 0
+    bar = _cell_bar(len(cells), settings.quiet)
+    try:
+        for cell in cells:
+            record = read_record(out_dir, cell)
+            if record is not None and record.get("status") == "ok":
+                skipped += 1
+            else:
+                if bar is not None:
+                    bar.set_postfix_str(f"{cell.task}/{cell.method}/seed{cell.seed}")
+                record = run_cell(cell, env)
+                write_record(out_dir, record)
+                computed += 1
+                if record["status"] != "ok":
+                    failed += 1
+                    _say(f"cell {cell.cell_id} failed: {record['reason']}", settings.quiet)
+            if not record.get("mlflow_run_id"):
+                # the record is the source of truth: a cell whose logging was interrupted is logged now
+                record["mlflow_run_id"] = tracker.log_cell(record, record_path(out_dir, cell), env_tags)
+                write_record(out_dir, record)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        tracker.finish_invocation(failed, computed, skipped)
+
+    results, _ = tables.collect(uri, suite.name, {c.cell_id for c in cells})
+    table = tables.build(results)
+    for fmt, render in tables.RENDERERS.items():
+        (out_dir / f"table.{tables.EXTENSIONS[fmt]}").write_text(render(table))
+    return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(table))
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr)
+
+
+def _cell_bar(total: int, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="cells", unit="cell")
+
+
+def summary_text(summary: RunSummary, out_dir: Path) -> str:
+    lines = [
+        summary.table_markdown,
+        f"cells: {summary.computed} computed, {summary.skipped} already finished, {summary.failed} failed",
+        f"tables: {out_dir / 'table.md'}, {out_dir / 'table.tex'}, {out_dir / 'table.csv'}",
+        f"MLflow store: {summary.tracking_uri}",
+        ui_hint(summary.tracking_uri, summary.experiment_id),
+    ]
+    return "\n".join(lines)

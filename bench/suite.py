@@ -1,0 +1,201 @@
+"""Suite files (TOML) and their expansion into cells.
+
+A suite file::
+
+    name = "quick"                      # the MLflow experiment; defaults to the file's stem
+    description = "..."
+    tasks = ["digits", "breast-cancer"] # or "all"
+    methods = "all"                     # or a list of names
+    seeds = 3                           # N means seeds 0..N-1; or an explicit list [0, 7]
+
+    [budget]                            # optional: overrides each task's default budget
+    steps = 100
+    queries = 10
+    eval_every = 20                     # the uncounted val curve (0: a tenth of the steps)
+
+    [task_options.digits]               # optional, per task
+    width = 16
+
+    [method_options.surrogate]          # optional, per method
+    lr = 0.01
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.training import Budget
+
+SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "budget", "task_options", "method_options"}
+BUDGET_KEYS = {"steps", "queries", "eval_every"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (task, method, seed) run with everything that determines its result; picklable."""
+
+    suite: str
+    task: str
+    task_options: dict[str, Any]
+    method: str
+    method_options: dict[str, Any]
+    seed: int
+    budget: Budget
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "task_options": self.task_options, "method": self.method,
+            "method_options": self.method_options, "seed": self.seed, "budget": self.budget.to_dict(),
+        }
+
+    @property
+    def cell_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.task}--{self.method}--seed{self.seed}--{digest}"
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    tasks: list[str]
+    methods: list[str]
+    seeds: list[int]
+    budget: dict[str, int] = field(default_factory=dict)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+    def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
+               seeds: int | None = None, steps: int | None = None) -> "Suite":
+        """This suite narrowed or changed by command-line overrides."""
+        out = Suite(**asdict(self))
+        if tasks:
+            out.tasks = tasks
+        if methods:
+            out.methods = methods
+        if seeds is not None:
+            if seeds < 1:
+                raise UsageError(f"--seeds must be at least 1, got {seeds}")
+            out.seeds = list(range(seeds))
+        if steps is not None:
+            if steps < 1:
+                raise UsageError(f"--steps must be at least 1, got {steps}")
+            out.budget = {**out.budget, "steps": steps}
+        return out
+
+    def cells(self) -> list[Cell]:
+        """The grid: every task x method x seed, options resolved and checked against the registries."""
+        from methods import METHODS
+        from tasks import TASKS
+
+        task_names = TASKS.names() if self.tasks == ["all"] else self.tasks
+        method_names = METHODS.names() if self.methods == ["all"] else self.methods
+        for where, given, names in (("task_options", self.task_options, task_names),
+                                    ("method_options", self.method_options, method_names)):
+            for key in given:
+                if key not in names:
+                    raise UsageError(f"suite '{self.name}': [{where}.{key}] names something not in the suite ({', '.join(names)})")
+        cells = []
+        for task_name in task_names:
+            task_entry = TASKS.entry(task_name)
+            task_options = task_entry.resolve_options("task", self.task_options.get(task_name, {}))
+            default_budget = task_entry.factory.budget
+            budget = Budget(
+                steps=self.budget.get("steps", default_budget.steps),
+                queries=self.budget.get("queries", default_budget.queries),
+                eval_every=self.budget.get("eval_every", default_budget.eval_every),
+            )
+            for method_name in method_names:
+                method_entry = METHODS.entry(method_name)
+                method_options = method_entry.resolve_options("method", self.method_options.get(method_name, {}))
+                for seed in self.seeds:
+                    cells.append(Cell(self.name, task_name, task_options, method_name, method_options, seed, budget))
+        return cells
+
+
+def builtin_suites() -> dict[str, Path]:
+    folder = resources.files("bench") / "suites"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def load_suite(spec: str) -> Suite:
+    """A suite by built-in name or by path to a TOML file."""
+    path = Path(spec)
+    if not spec.endswith(".toml") or not path.exists():
+        suites = builtin_suites()
+        if spec in suites:
+            path = suites[spec]
+        elif spec.endswith(".toml"):
+            raise UsageError(f"suite file '{spec}' does not exist")
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(spec, suites, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise UsageError(f"unknown suite '{spec}'{hint}; give a built-in name ({', '.join(sorted(suites))}) or a .toml file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"suite file '{path}': invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"suite file '{path}' cannot be read: {exc.strerror}") from None
+    return parse_suite(data, source=str(path), default_name=path.stem)
+
+
+def _fail(source: str, message: str):
+    raise UsageError(f"suite file '{source}': {message}")
+
+
+def _names(source: str, key: str, value: Any) -> list[str]:
+    if value == "all":
+        return ["all"]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        _fail(source, f"key '{key}' must be \"all\" or a non-empty list of names, got {value!r}")
+    return list(value)
+
+
+def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
+    unknown = sorted(set(data) - SUITE_KEYS)
+    if unknown:
+        _fail(source, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(SUITE_KEYS))})")
+    for key in ("tasks", "methods"):
+        if key not in data:
+            _fail(source, f"missing key '{key}'")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        _fail(source, f"key 'name' must be a non-empty string, got {name!r}")
+    seeds = data.get("seeds", 1)
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        seeds = list(range(seeds))
+    elif not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        _fail(source, f"key 'seeds' must be a positive integer or a list of integers, got {seeds!r}")
+    budget = data.get("budget", {})
+    if not isinstance(budget, dict):
+        _fail(source, "key 'budget' must be a table")
+    for key, value in budget.items():
+        if key not in BUDGET_KEYS:
+            _fail(source, f"unknown key 'budget.{key}' (allowed: {', '.join(sorted(BUDGET_KEYS))})")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (key == "steps" and value == 0):
+            _fail(source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}")
+    options = {}
+    for key in ("task_options", "method_options"):
+        table = data.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            _fail(source, f"key '{key}' must hold one table per name, like [{key}.NAME]")
+        options[key] = table
+    description = data.get("description", "")
+    return Suite(
+        name=name, description=str(description), tasks=_names(source, "tasks", data["tasks"]),
+        methods=_names(source, "methods", data["methods"]), seeds=list(seeds), budget=dict(budget),
+        task_options=options["task_options"], method_options=options["method_options"], source=source,
+    )

@@ -1,0 +1,200 @@
+"""Paper-style comparison tables rendered from the MLflow store.
+
+Rows are methods (plus the shared pretrained starting point), columns are task / metric with the
+metric's direction, cells are mean +- sample std over seeds with n. The best method mean per column
+is bold. Failed cells are counted in their table cell and listed with their reasons under the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+
+from bench.errors import UsageError
+from bench.tracking import KIND_TAG
+
+PRETRAINED_ROW = "(pretrained)"
+ARROWS = {"lower": "↓", "higher": "↑"}
+LATEX_ARROWS = {"lower": r"$\downarrow$", "higher": r"$\uparrow$"}
+
+
+@dataclass
+class CellResult:
+    task: str
+    method: str
+    seed: int
+    status: str
+    reason: str
+    metrics: dict[str, float]
+    pretrained: dict[str, float]
+    directions: dict[str, str]
+
+
+@dataclass
+class Stat:
+    values: list[float] = field(default_factory=list)
+    failed: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+@dataclass
+class Table:
+    columns: list[tuple[str, str, str]]  # (task, metric, direction)
+    rows: dict[str, dict[tuple[str, str], Stat]]
+    failures: list[str]
+
+    def best(self, column: tuple[str, str, str]) -> set[str]:
+        task, metric, direction = column
+        means = {m: s.mean for m, cells in self.rows.items() if m != PRETRAINED_ROW
+                 for key, s in cells.items() if key == (task, metric) and s.mean is not None}
+        if not means:
+            return set()
+        target = min(means.values()) if direction == "lower" else max(means.values())
+        return {m for m, v in means.items() if v == target}
+
+
+def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) -> tuple[list[CellResult], str]:
+    """The latest child run of every cell in the experiment (or of the given cells); and its name."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e for e in client.search_experiments() if e.name != "Default"]
+    if experiment is None:
+        if len(experiments) != 1:
+            names = ", ".join(sorted(e.name for e in experiments)) or "(none)"
+            raise UsageError(f"the store at {uri} holds {len(experiments)} suites ({names}); choose one with --suite NAME")
+        chosen = experiments[0]
+    else:
+        chosen = next((e for e in experiments if e.name == experiment), None)
+        if chosen is None:
+            raise UsageError(f"no suite '{experiment}' in the store at {uri}; it holds: {', '.join(sorted(e.name for e in experiments)) or '(none)'}")
+    results, seen, token = [], set(), None
+    while True:
+        page = client.search_runs(
+            [chosen.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'cell'",
+            order_by=["attributes.start_time DESC"], max_results=1000, page_token=token,
+        )
+        for run in page:
+            tags = run.data.tags
+            cell_id = tags.get("cell_id")
+            if cell_id in seen or (cell_ids is not None and cell_id not in cell_ids):
+                continue
+            seen.add(cell_id)
+            metrics = run.data.metrics
+            results.append(CellResult(
+                task=tags["task"], method=tags["method"], seed=int(tags["seed"]), status=tags["status"],
+                reason=tags.get("failure_reason", ""),
+                metrics={k[5:]: v for k, v in metrics.items() if k.startswith("test/")},
+                pretrained={k[16:]: v for k, v in metrics.items() if k.startswith("pretrained_test/")},
+                directions=json.loads(tags["metric_directions"]),
+            ))
+        token = page.token
+        if not token:
+            break
+    if not results:
+        raise UsageError(f"suite '{chosen.name}' in {uri} has no finished cells yet; run `metricbench run` first")
+    return results, chosen.name
+
+
+def build(results: list[CellResult]) -> Table:
+    results = sorted(results, key=lambda r: (r.task, r.method, r.seed))
+    columns: list[tuple[str, str, str]] = []
+    for r in results:
+        for metric, direction in r.directions.items():
+            if (r.task, metric, direction) not in columns:
+                columns.append((r.task, metric, direction))
+    rows: dict[str, dict[tuple[str, str], Stat]] = {PRETRAINED_ROW: {}}
+    pretrained_seen: set[tuple[str, int]] = set()
+    failures = []
+    for r in results:
+        cells = rows.setdefault(r.method, {})
+        for metric in r.directions:
+            stat = cells.setdefault((r.task, metric), Stat())
+            if r.status == "ok":
+                stat.values.append(r.metrics[metric])
+            else:
+                stat.failed += 1
+            if r.pretrained and (r.task, r.seed) not in pretrained_seen and metric in r.pretrained:
+                rows[PRETRAINED_ROW].setdefault((r.task, metric), Stat()).values.append(r.pretrained[metric])
+        if r.pretrained:
+            pretrained_seen.add((r.task, r.seed))
+        if r.status != "ok":
+            failures.append(f"{r.task} / {r.method} / seed {r.seed}: {r.reason or 'failed'}")
+    if not rows[PRETRAINED_ROW]:
+        del rows[PRETRAINED_ROW]
+    return Table(columns, rows, failures)
+
+
+def _cell_text(stat: Stat | None, bold: bool, latex: bool) -> str:
+    if stat is None:
+        return "–"
+    if stat.mean is None:
+        return f"failed ({stat.failed}/{stat.failed})"
+    pm = r"$\pm$" if latex else "±"
+    text = f"{stat.mean:.4f}" + (f" {pm} {stat.std:.4f}" if stat.std is not None else "")
+    if bold:
+        text = rf"\textbf{{{text}}}" if latex else f"**{text}**"
+    note = f"n={len(stat.values)}" + (f", {stat.failed} failed" if stat.failed else "")
+    return f"{text} ({note})"
+
+
+def to_markdown(table: Table) -> str:
+    header = ["method"] + [f"{t} {m} {ARROWS[d]}" for t, m, d in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {c: table.best(c) for c in table.columns}
+    for method, cells in table.rows.items():
+        row = [method] + [_cell_text(cells.get((t, m)), method in best[(t, m, d)], False) for t, m, d in table.columns]
+        lines.append("| " + " | ".join(row) + " |")
+    text = "\n".join(lines) + "\n"
+    text += "\nmean ± sample std over seeds (n = finished seeds); best method per column in bold; " \
+            "(pretrained) is the shared starting checkpoint.\n"
+    if table.failures:
+        text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)
+    return text
+
+
+def _latex_escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("$", r"\$")):
+        text = text.replace(char, repl)
+    return text
+
+
+def to_latex(table: Table) -> str:
+    best = {c: table.best(c) for c in table.columns}
+    lines = [r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule"]
+    lines.append(" & ".join(["method"] + [_latex_escape(f"{t} {m}") + " " + LATEX_ARROWS[d] for t, m, d in table.columns]) + r" \\")
+    lines.append(r"\midrule")
+    for method, cells in table.rows.items():
+        row = [_latex_escape(method)] + [_cell_text(cells.get((t, m)), method in best[(t, m, d)], True) for t, m, d in table.columns]
+        lines.append(" & ".join(row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "task", "metric", "direction", "mean", "std", "n", "failed", "best"])
+    for method, cells in table.rows.items():
+        for t, m, d in table.columns:
+            stat = cells.get((t, m))
+            if stat is None:
+                continue
+            fmt = lambda v: "" if v is None else repr(v)  # noqa: E731 - full precision for re-use
+            writer.writerow([method, t, m, d, fmt(stat.mean), fmt(stat.std), len(stat.values), stat.failed,
+                             int(method in table.best((t, m, d)))])
+    return buffer.getvalue()
+
+
+RENDERERS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
+EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv"}

@@ -1,0 +1,227 @@
+"""MLflow tracking: one experiment per suite, a parent run per invocation, a child run per cell.
+
+Everything is logged from the cell's result record after the cell ends, in batches (`log_batch`),
+never per step. The tracking URI comes from `--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a
+SQLite file in the output folder; MLflow's file store is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import bench
+from bench.errors import UsageError
+
+KIND_TAG = "metricbench.kind"
+
+
+def resolve_tracking_uri(cli_uri: str | None, out_dir: str | Path) -> str:
+    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(Path(out_dir) / 'mlflow.db').resolve()}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast, with one line, on a tracking URI the harness cannot use."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as reply:
+                reply.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UsageError(f"tracking server {uri} is unreachable ({reason}); start it or pass another --tracking-uri") from None
+        return
+    path = sqlite_path(uri)
+    if path is not None:
+        folder = path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as exc:
+            raise UsageError(f"cannot write the MLflow store in '{folder}' ({exc.strerror}); pass a writable --tracking-uri") from None
+        return
+    if uri.startswith("file:") or "://" not in uri:
+        raise UsageError(
+            f"tracking URI '{uri}' is MLflow's file store, which MLflow 3 refuses; use sqlite:///PATH/mlflow.db or http://HOST:PORT"
+        )
+
+
+def ui_hint(uri: str, experiment_id: str | None) -> str:
+    anchor = f"#/experiments/{experiment_id}/runs" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri.rstrip('/')}/{anchor}"
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    return f"open its UI with: {mlflow_bin} ui --backend-store-uri {uri}  then http://127.0.0.1:5000/{anchor}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(bench.__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags(device: str) -> dict[str, str]:
+    import mlflow
+    import numpy
+    import sklearn
+    import torch
+
+    return {
+        "git_commit": git_commit(), "device": device, "metricbench_version": bench.__version__,
+        "python_version": platform.python_version(), "torch_version": torch.__version__,
+        "mlflow_version": mlflow.__version__, "numpy_version": numpy.__version__,
+        "sklearn_version": sklearn.__version__, "host": platform.node(),
+    }
+
+
+def _flatten(prefix: str, options: dict) -> dict[str, str]:
+    return {f"{prefix}.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in options.items()}
+
+
+class Tracker:
+    """Logs an invocation of a suite to MLflow."""
+
+    def __init__(self, uri: str, suite_name: str):
+        import logging
+
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter on a new store
+        self.uri = uri
+        self._mlflow = mlflow
+        self.client = MlflowClient(tracking_uri=uri)
+        experiment = self.client.get_experiment_by_name(suite_name)
+        if experiment is None:
+            location = None
+            db = sqlite_path(uri)
+            if db is not None:
+                location = (db.parent / "mlartifacts").resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(suite_name, artifact_location=location)
+        else:
+            self.experiment_id = experiment.experiment_id
+        self.parent_id: str | None = None
+
+    def start_invocation(self, params: dict[str, str], tags: dict[str, str]) -> None:
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"invocation {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={KIND_TAG: "invocation", **tags},
+        )
+        self.parent_id = run.info.run_id
+        self._log_batch(self.parent_id, params=params)
+
+    def finish_invocation(self, failed: int, computed: int, skipped: int) -> None:
+        if self.parent_id is None:
+            return
+        self._log_batch(self.parent_id, metrics={"cells_failed": failed, "cells_computed": computed, "cells_skipped": skipped})
+        self.client.set_terminated(self.parent_id, "FAILED" if failed else "FINISHED")
+
+    def _log_batch(self, run_id: str, metrics=None, params=None, tags=None, steps=None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        metric_objs = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        metric_objs += [Metric(k, float(v), now, int(s)) for k, s, v in (steps or [])]
+        param_objs = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        tag_objs = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
+        # MLflow caps one batch at 1,000 metrics, 100 params and 100 tags
+        while metric_objs or param_objs or tag_objs:
+            self.client.log_batch(run_id, metrics=metric_objs[:1000], params=param_objs[:100], tags=tag_objs[:100])
+            metric_objs, param_objs, tag_objs = metric_objs[1000:], param_objs[100:], tag_objs[100:]
+
+    def log_cell(self, record: dict, record_file: Path, env_tags: dict[str, str]) -> str:
+        """Create the cell's child run from its record; return the run id."""
+        tags = {
+            KIND_TAG: "cell", "cell_id": record["cell_id"], "task": record["task"], "method": record["method"],
+            "seed": str(record["seed"]), "status": record["status"], "target_metric": record["target_metric"],
+            "metric_directions": json.dumps(record["directions"]), **env_tags, "device": record["device"],
+        }
+        if record["reason"]:
+            tags["failure_reason"] = record["reason"]
+        if self.parent_id:
+            tags["mlflow.parentRunId"] = self.parent_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{record['task']}/{record['method']}/seed{record['seed']}", tags=tags
+        )
+        run_id = run.info.run_id
+        params = {
+            "task": record["task"], "method": record["method"], "seed": record["seed"],
+            **{f"budget.{k}": v for k, v in record["budget"].items()},
+            **_flatten("task", record["task_options"]), **_flatten("method", record["method_options"]),
+            "pretrained_checkpoint": record.get("pretrained", {}).get("key", ""),
+        }
+        metrics = {f"test/{k}": v for k, v in record["metrics"].items()}
+        metrics.update({f"pretrained_test/{k}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
+        queries = record.get("queries", {})
+        metrics.update({f"budget/query_{k}": v for k, v in queries.items()})
+        metrics["budget/steps_taken"] = record.get("history", {}).get("steps", 0)
+        metrics["wall_seconds"] = record["wall_seconds"]
+        if "finetune_seconds" in record:
+            metrics["finetune_seconds"] = record["finetune_seconds"]
+        self._log_batch(run_id, metrics=metrics, params=params, steps=_curve_points(record))
+        with tempfile.TemporaryDirectory() as tmp:
+            self.client.log_artifact(run_id, str(record_file))
+            plot = _curve_plot(record, Path(tmp))
+            if plot is not None:
+                self.client.log_artifact(run_id, str(plot))
+        self.client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
+        return run_id
+
+
+def _curve_points(record: dict, max_loss_points: int = 500) -> list[tuple[str, int, float]]:
+    """(key, step, value) triples: val curves, and the train loss averaged into at most 500 points."""
+    history = record.get("history") or {}
+    points = [(f"val/{name}", step, value) for name, curve in history.get("curves", {}).items() for step, value in curve]
+    points += [(f"method/{name}", step, value) for name, series in history.get("scalars", {}).items() for step, value in series]
+    loss = history.get("loss", [])
+    window = max(1, -(-len(loss) // max_loss_points))
+    for start in range(0, len(loss), window):
+        chunk = loss[start : start + window]
+        points.append(("train/loss", start + len(chunk), sum(chunk) / len(chunk)))
+    return points
+
+
+def _curve_plot(record: dict, folder: Path) -> Path | None:
+    history = record.get("history") or {}
+    curves = history.get("curves", {})
+    if not curves and not history.get("loss"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, curve in curves.items():
+        if curve:
+            steps, values = zip(*curve)
+            axes[0].plot(steps, values, marker="o", ms=3, label=f"{name} ({record['directions'].get(name, '')} is better)")
+    axes[0].set(title="val metrics (uncounted)", xlabel="step")
+    axes[0].legend(fontsize=7)
+    if history.get("loss"):
+        axes[1].plot(range(1, len(history["loss"]) + 1), history["loss"], lw=0.8)
+    axes[1].set(title="train loss", xlabel="step")
+    fig.suptitle(f"{record['task']} / {record['method']} / seed {record['seed']} ({record['status']})", fontsize=9)
+    fig.tight_layout()
+    path = folder / "curves.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,15 @@
+"""Method registry: `register_method`, `create_method(name, **options)`, `list_methods("pattern*")`.
+
+Built-in methods live in the modules below; a package registers more through the entry-point
+group `metricbench.methods`.
+"""
+
+from bench.registry import Option, Registry
+
+METHODS = Registry("method", builtin_modules=("methods.surrogate",), entry_point_group="metricbench.methods")
+
+register_method = METHODS.register
+create_method = METHODS.create
+list_methods = METHODS.names
+
+__all__ = ["METHODS", "Option", "register_method", "create_method", "list_methods"]

@@ -1,0 +1,19 @@
+"""Task registry: `register_task`, `create_task(name, **options)`, `list_tasks("pattern*")`.
+
+Built-in tasks live in the modules below; a package registers more through the entry-point group
+`metricbench.tasks` (each entry point names a module that calls `register_task` on import).
+"""
+
+from bench.registry import Option, Registry
+
+TASKS = Registry(
+    "task",
+    builtin_modules=("tasks.digits", "tasks.breast_cancer", "tasks.synthetic_binary"),
+    entry_point_group="metricbench.tasks",
+)
+
+register_task = TASKS.register
+create_task = TASKS.create
+list_tasks = TASKS.names
+
+__all__ = ["TASKS", "Option", "register_task", "create_task", "list_tasks"]

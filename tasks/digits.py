@@ -1,0 +1,42 @@
+"""`digits`: scikit-learn's bundled handwritten digits (1,797 real 8x8 images, 10 classes), small ResNet.
+
+Stands in for cifar10 / imagenet: an image classifier judged on misclassification rate and AUCPR.
+"""
+
+from __future__ import annotations
+
+from sklearn.datasets import load_digits
+
+from bench.training import Budget, TrainRecipe
+from tasks import Option, register_task
+from tasks.base import ClassificationTask
+from tasks.data import stratified_splits
+from tasks.models import SmallResNet
+
+
+@register_task(
+    "digits",
+    "scikit-learn handwritten digits (1,797 real 8x8 images, 10 classes), small ResNet-style CNN",
+    options={
+        "split_seed": Option(int, 0, "seed of the fixed stratified split (not the run seed)"),
+        "test_fraction": Option(float, 0.25, "share of all images held out as test"),
+        "val_fraction": Option(float, 0.2, "share of the remaining images used as val (metric observations)"),
+        "width": Option(int, 16, "channels of the first stage (the second has twice as many)"),
+    },
+)
+class DigitsTask(ClassificationTask):
+    num_classes = 10
+    metrics = ("misclassification", "aucpr")
+    metric_options = {"aucpr": {"average": "macro"}}
+    pretrain = TrainRecipe(steps=150, batch_size=64, optimizer="adam", lr=3e-3)
+    budget = Budget(steps=100, queries=10)
+
+    def load_splits(self, data_dir=None):
+        digits = load_digits()
+        images = digits.images.reshape(-1, 1, 8, 8) / 16.0
+        o = self.options
+        return stratified_splits(images, digits.target, o["test_fraction"], o["val_fraction"], o["split_seed"])
+
+    def build_model(self):
+        w = self.options["width"]
+        return SmallResNet(in_channels=1, num_classes=self.num_classes, widths=(w, 2 * w))
