@@ -71,48 +71,65 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass
+class Prepared:
+    """Everything a cell's finetuning involves; a method is handed only model, view, oracle and ctx."""
+
+    task: object
+    splits: object
+    model: torch.nn.Module
+    view: TaskView
+    oracle: MetricOracle
+    ctx: FinetuneContext
+    pretrained: dict
+
+
+def prepare_finetune(cell: Cell, env: CellEnv, progress=None) -> Prepared:
+    """Load the data, get the shared pretrained checkpoint and build what the method is handed."""
+    from tasks import create_task
+
+    device = resolve_device(env.device)
+    task = create_task(cell.task, **cell.task_options)
+    splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_dir).to(device)
+    state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir))
+    model = seeded_model(task, cell.seed).to(device)
+    model.load_state_dict(state)
+    model.train()
+    val = splits.val
+    ctx = FinetuneContext(cell.budget, device, cell.seed, monitor=lambda m: task.evaluate(m, val), progress=progress)
+    oracle = MetricOracle(task, val, cell.budget.queries, seed=cell.seed)
+    return Prepared(task, splits, model, TaskView(task, splits.train), oracle, ctx, info)
+
+
 def run_cell(cell: Cell, env: CellEnv) -> dict:
     """Run one cell and return its result record (status "ok" or "failed" with a reason)."""
     from methods import create_method
+    from methods.base import run_finetune
     from tasks import create_task
 
     started = time.time()
-    device = resolve_device(env.device)
     task = create_task(cell.task, **cell.task_options)
     record = {
-        "cell_id": cell.cell_id, "suite": cell.suite, **cell.config(), "device": str(device),
+        "cell_id": cell.cell_id, "suite": cell.suite, **cell.config(), "device": str(resolve_device(env.device)),
         "target_metric": task.target_metric, "directions": task.metric_directions(),
         "status": "failed", "reason": "", "metrics": {}, "pretrained": {}, "queries": {}, "history": {},
         "started_at": started,
     }
+    progress = None
     try:
-        splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_dir).to(device)
-        state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir))
-        record["pretrained"] = info
-        model = seeded_model(task, cell.seed).to(device)
-        model.load_state_dict(state)
-        model.train()
-
         method = create_method(cell.method, **cell.method_options)
-        oracle = MetricOracle(task, splits.val, cell.budget.queries, seed=cell.seed)
-        view = TaskView(task, splits.train)
-        val = splits.val
         progress = _step_bar(cell, env)
-        ctx = FinetuneContext(cell.budget, device, cell.seed, monitor=lambda m: task.evaluate(m, val), progress=progress)
+        p = prepare_finetune(cell, env, progress)
+        record["pretrained"] = p.pretrained
         try:
-            ctx.observe(model)
+            p.ctx.observe(p.model)
             finetune_started = time.perf_counter()
-            from methods.base import run_finetune
-
-            history = run_finetune(method, model, view, oracle, ctx)
+            run_finetune(method, p.model, p.view, p.oracle, p.ctx)
             record["finetune_seconds"] = time.perf_counter() - finetune_started
         finally:
-            record["history"] = ctx.history.to_dict()
-            record["queries"] = oracle.spent.to_dict()
-            if progress is not None:
-                progress.close()
-        record["history"] = history.to_dict()
-        metrics = task.evaluate(model, splits.test)
+            record["history"] = p.ctx.history.to_dict()
+            record["queries"] = p.oracle.spent.to_dict()
+        metrics = p.task.evaluate(p.model, p.splits.test)
         bad = [k for k, v in metrics.items() if v != v]
         if bad:
             raise Diverged(f"test {bad[0]} is NaN")
@@ -121,6 +138,9 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
     except Exception as exc:  # a failing cell is recorded and the suite goes on
         record["reason"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
+    finally:
+        if progress is not None:
+            progress.close()
     record["wall_seconds"] = time.time() - started
     record["finished_at"] = time.time()
     return record

@@ -120,6 +120,10 @@ class Registry:
                         f"plugin entry point '{ep.name}' in group '{self._group}' failed to load: {exc}"
                     ) from exc
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests and interactive sessions that re-register)."""
+        self._entries.pop(name, None)
+
     def reload_plugins(self) -> None:
         """Look at entry points again (after installing a plugin in a running process)."""
         self._loaded = False

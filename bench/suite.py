@@ -98,11 +98,9 @@ class Suite:
 
         task_names = TASKS.names() if self.tasks == ["all"] else self.tasks
         method_names = METHODS.names() if self.methods == ["all"] else self.methods
-        for where, given, names in (("task_options", self.task_options, task_names),
-                                    ("method_options", self.method_options, method_names)):
+        for registry, given in ((TASKS, self.task_options), (METHODS, self.method_options)):
             for key in given:
-                if key not in names:
-                    raise UsageError(f"suite '{self.name}': [{where}.{key}] names something not in the suite ({', '.join(names)})")
+                registry.entry(key)  # options for an unknown name are an error, not silently ignored
         cells = []
         for task_name in task_names:
             task_entry = TASKS.entry(task_name)
@@ -193,6 +191,10 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
             _fail(source, f"key '{key}' must hold one table per name, like [{key}.NAME]")
         options[key] = table
+    for key, listed in (("task_options", data["tasks"]), ("method_options", data["methods"])):
+        for entry_name in options[key]:
+            if listed != "all" and entry_name not in listed:
+                _fail(source, f"[{key}.{entry_name}] names something the suite does not run (its {key[:-8]}s: {listed})")
     description = data.get("description", "")
     return Suite(
         name=name, description=str(description), tasks=_names(source, "tasks", data["tasks"]),

@@ -1,0 +1,76 @@
+"""Registries: create and list, typed options, close-match errors, plugins through entry points."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from bench.errors import UsageError
+from methods import METHODS, create_method, list_methods
+from tasks import TASKS, create_task, list_tasks
+
+
+def test_builtin_tasks_and_methods_are_listed():
+    assert {"digits", "breast-cancer", "synthetic-binary"} <= set(list_tasks())
+    assert list_tasks("synthetic*") == ["synthetic-binary"]
+    assert "surrogate" in list_methods()
+
+
+def test_create_resolves_defaults_and_coerces_ints_to_floats():
+    task = create_task("digits", width=8)
+    assert task.options["width"] == 8 and task.options["split_seed"] == 0
+    method = create_method("surrogate", lr=1)
+    assert method.options["lr"] == 1.0 and isinstance(method.options["lr"], float)
+
+
+def test_unknown_names_and_options_name_the_closest_match():
+    with pytest.raises(UsageError, match=r"unknown task 'digit'.*did you mean 'digits'"):
+        create_task("digit")
+    with pytest.raises(UsageError, match=r"unknown method 'surogate'.*'surrogate'"):
+        create_method("surogate")
+    with pytest.raises(UsageError, match=r"unknown option 'widht'.*did you mean 'width'"):
+        create_task("digits", widht=3)
+
+
+def test_option_type_and_choices_are_checked():
+    with pytest.raises(UsageError, match="option 'width' of task 'digits' must be int, got 'wide'"):
+        create_task("digits", width="wide")
+    with pytest.raises(UsageError, match="must be int, got True"):
+        create_task("digits", width=True)
+    with pytest.raises(UsageError, match="must be one of 'sgd', 'adam'"):
+        create_method("surrogate", optimizer="lbfgs")
+
+
+def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
+    (tmp_path / "mb_plugin_demo.py").write_text(textwrap.dedent('''
+        from methods import register_method
+        from methods.base import Method
+        from tasks import register_task
+        from tasks.digits import DigitsTask
+
+        @register_task("plugin-digits", "digits again, from a plugin package")
+        class PluginDigits(DigitsTask):
+            pass
+
+        @register_method("plugin-noop", "does nothing, from a plugin package")
+        class PluginNoop(Method):
+            def finetune(self, model, task, oracle, ctx):
+                return ctx.finish()
+    '''))
+    dist = tmp_path / "mb_plugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-plugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[metricbench.tasks]\ndemo = mb_plugin_demo\n\n[metricbench.methods]\ndemo = mb_plugin_demo\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        TASKS.reload_plugins()
+        METHODS.reload_plugins()
+        assert "plugin-digits" in list_tasks()
+        assert "plugin-noop" in list_methods()
+        assert create_task("plugin-digits").name == "plugin-digits"
+    finally:
+        TASKS.unregister("plugin-digits")
+        METHODS.unregister("plugin-noop")
