@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from bench.context import FinetuneContext
+from bench.errors import Diverged
 from bench.oracle import MetricOracle, TaskView
 from bench.pretrain import atomic_write_bytes, pretrained_checkpoint, seeded_model
 from bench.suite import Cell
-from bench.errors import Diverged
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,18 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
     started = time.time()
     task = create_task(cell.task, **cell.task_options)
     record = {
-        "cell_id": cell.cell_id, "suite": cell.suite, **cell.config(), "device": str(resolve_device(env.device)),
-        "target_metric": task.target_metric, "directions": task.metric_directions(),
-        "status": "failed", "reason": "", "metrics": {}, "pretrained": {}, "queries": {}, "history": {},
+        "cell_id": cell.cell_id,
+        "suite": cell.suite,
+        **cell.config(),
+        "device": str(resolve_device(env.device)),
+        "target_metric": task.target_metric,
+        "directions": task.metric_directions(),
+        "status": "failed",
+        "reason": "",
+        "metrics": {},
+        "pretrained": {},
+        "queries": {},
+        "history": {},
         "started_at": started,
     }
     progress = None

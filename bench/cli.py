@@ -63,8 +63,12 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite).select(args.tasks, args.methods, args.seeds, args.steps)
     out_dir = Path(args.out.format(suite=suite.name))
     settings = RunSettings(
-        out_dir=out_dir, device=args.device, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None, quiet=args.quiet,
+        out_dir=out_dir,
+        device=args.device,
+        tracking_uri=args.tracking_uri,
+        data_dir=args.data_dir,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        quiet=args.quiet,
     )
     summary = run_suite(suite, settings)
     print(summary_text(summary, out_dir))

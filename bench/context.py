@@ -7,8 +7,8 @@ a device sync on each step: losses stay tensors until a curve point or the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

@@ -33,8 +33,11 @@ def code_version(task) -> str:
 
 def checkpoint_key(task, seed: int) -> str:
     config = {
-        "task": task.name, "options": task.options, "seed": seed,
-        "recipe": task.pretrain.to_dict(), "code": code_version(task),
+        "task": task.name,
+        "options": task.options,
+        "seed": seed,
+        "recipe": task.pretrain.to_dict(),
+        "code": code_version(task),
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -74,8 +77,10 @@ def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_d
     generator = torch.Generator().manual_seed(seed)
     train_steps(model, task.loss, splits.train.batches(task.pretrain.batch_size, generator), task.pretrain)
     info = {
-        "key": key, "recipe": task.pretrain.to_dict(),
-        "val": task.evaluate(model, splits.val), "test": task.evaluate(model, splits.test),
+        "key": key,
+        "recipe": task.pretrain.to_dict(),
+        "val": task.evaluate(model, splits.val),
+        "test": task.evaluate(model, splits.test),
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(path, lambda handle: torch.save({"state_dict": state, "info": info}, handle))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from bench.errors import UsageError
 
@@ -42,9 +43,7 @@ class Option:
                 f"({type(value).__name__}); default is {self.default!r}"
             )
         if self.choices is not None and value not in self.choices:
-            raise UsageError(
-                f"option '{name}' of {owner} must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
-            )
+            raise UsageError(f"option '{name}' of {owner} must be one of {', '.join(map(repr, self.choices))}, got {value!r}")
         return value
 
 
@@ -116,9 +115,7 @@ class Registry:
                 try:
                     ep.load()
                 except Exception as exc:  # a broken plugin must not take the harness down
-                    raise UsageError(
-                        f"plugin entry point '{ep.name}' in group '{self._group}' failed to load: {exc}"
-                    ) from exc
+                    raise UsageError(f"plugin entry point '{ep.name}' in group '{self._group}' failed to load: {exc}") from exc
 
     def unregister(self, name: str) -> None:
         """Remove an entry (tests and interactive sessions that re-register)."""
@@ -135,8 +132,7 @@ class Registry:
             return self._entries[name]
         except KeyError:
             raise UsageError(
-                f"unknown {self.kind} '{name}'{_suggest(name, self._entries)}; "
-                f"see `metricbench list {self.kind}s`"
+                f"unknown {self.kind} '{name}'{_suggest(name, self._entries)}; see `metricbench list {self.kind}s`"
             ) from None
 
     def create(self, name: str, **options: Any) -> Any:

@@ -67,14 +67,23 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
 
     tracker = Tracker(uri, suite.name)
     env = CellEnv(
-        device=settings.device, out_dir=str(out_dir), cache_dir=str(settings.cache_dir or out_dir / "cache" / "pretrained"),
-        data_dir=settings.data_dir, progress=not settings.quiet and sys.stderr.isatty(),
+        device=settings.device,
+        out_dir=str(out_dir),
+        cache_dir=str(settings.cache_dir or out_dir / "cache" / "pretrained"),
+        data_dir=settings.data_dir,
+        progress=not settings.quiet and sys.stderr.isatty(),
     )
     env_tags = environment_tags(settings.device)
     tracker.start_invocation(
-        params={"suite": suite.name, "tasks": ",".join(sorted({c.task for c in cells})),
-                "methods": ",".join(sorted({c.method for c in cells})), "seeds": ",".join(map(str, suite.seeds)),
-                "cells": len(cells), "device": settings.device, "out_dir": str(out_dir.resolve())},
+        params={
+            "suite": suite.name,
+            "tasks": ",".join(sorted({c.task for c in cells})),
+            "methods": ",".join(sorted({c.method for c in cells})),
+            "seeds": ",".join(map(str, suite.seeds)),
+            "cells": len(cells),
+            "device": settings.device,
+            "out_dir": str(out_dir.resolve()),
+        },
         tags=env_tags,
     )
     computed = skipped = failed = 0

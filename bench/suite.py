@@ -51,8 +51,12 @@ class Cell:
 
     def config(self) -> dict[str, Any]:
         return {
-            "task": self.task, "task_options": self.task_options, "method": self.method,
-            "method_options": self.method_options, "seed": self.seed, "budget": self.budget.to_dict(),
+            "task": self.task,
+            "task_options": self.task_options,
+            "method": self.method,
+            "method_options": self.method_options,
+            "seed": self.seed,
+            "budget": self.budget.to_dict(),
         }
 
     @property
@@ -73,8 +77,9 @@ class Suite:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
 
-    def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
-               seeds: int | None = None, steps: int | None = None) -> "Suite":
+    def select(
+        self, tasks: list[str] | None = None, methods: list[str] | None = None, seeds: int | None = None, steps: int | None = None
+    ) -> Suite:
         """This suite narrowed or changed by command-line overrides."""
         out = Suite(**asdict(self))
         if tasks:
@@ -184,7 +189,9 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         if key not in BUDGET_KEYS:
             _fail(source, f"unknown key 'budget.{key}' (allowed: {', '.join(sorted(BUDGET_KEYS))})")
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (key == "steps" and value == 0):
-            _fail(source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}")
+            _fail(
+                source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}"
+            )
     options = {}
     for key in ("task_options", "method_options"):
         table = data.get(key, {})
@@ -197,7 +204,13 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
                 _fail(source, f"[{key}.{entry_name}] names something the suite does not run (its {key[:-8]}s: {listed})")
     description = data.get("description", "")
     return Suite(
-        name=name, description=str(description), tasks=_names(source, "tasks", data["tasks"]),
-        methods=_names(source, "methods", data["methods"]), seeds=list(seeds), budget=dict(budget),
-        task_options=options["task_options"], method_options=options["method_options"], source=source,
+        name=name,
+        description=str(description),
+        tasks=_names(source, "tasks", data["tasks"]),
+        methods=_names(source, "methods", data["methods"]),
+        seeds=list(seeds),
+        budget=dict(budget),
+        task_options=options["task_options"],
+        method_options=options["method_options"],
+        source=source,
     )

@@ -55,8 +55,13 @@ class Table:
 
     def best(self, column: tuple[str, str, str]) -> set[str]:
         task, metric, direction = column
-        means = {m: s.mean for m, cells in self.rows.items() if m != PRETRAINED_ROW
-                 for key, s in cells.items() if key == (task, metric) and s.mean is not None}
+        means = {
+            m: s.mean
+            for m, cells in self.rows.items()
+            if m != PRETRAINED_ROW
+            for key, s in cells.items()
+            if key == (task, metric) and s.mean is not None
+        }
         if not means:
             return set()
         target = min(means.values()) if direction == "lower" else max(means.values())
@@ -69,20 +74,23 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
 
     client = MlflowClient(tracking_uri=uri)
     experiments = [e for e in client.search_experiments() if e.name != "Default"]
+    held = ", ".join(sorted(e.name for e in experiments)) or "(none)"
     if experiment is None:
         if len(experiments) != 1:
-            names = ", ".join(sorted(e.name for e in experiments)) or "(none)"
-            raise UsageError(f"the store at {uri} holds {len(experiments)} suites ({names}); choose one with --suite NAME")
+            raise UsageError(f"the store at {uri} holds {len(experiments)} suites ({held}); choose one with --suite NAME")
         chosen = experiments[0]
     else:
         chosen = next((e for e in experiments if e.name == experiment), None)
         if chosen is None:
-            raise UsageError(f"no suite '{experiment}' in the store at {uri}; it holds: {', '.join(sorted(e.name for e in experiments)) or '(none)'}")
+            raise UsageError(f"no suite '{experiment}' in the store at {uri}; it holds: {held}")
     results, seen, token = [], set(), None
     while True:
         page = client.search_runs(
-            [chosen.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'cell'",
-            order_by=["attributes.start_time DESC"], max_results=1000, page_token=token,
+            [chosen.experiment_id],
+            filter_string=f"tags.`{KIND_TAG}` = 'cell'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+            page_token=token,
         )
         for run in page:
             tags = run.data.tags
@@ -91,13 +99,18 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                 continue
             seen.add(cell_id)
             metrics = run.data.metrics
-            results.append(CellResult(
-                task=tags["task"], method=tags["method"], seed=int(tags["seed"]), status=tags["status"],
-                reason=tags.get("failure_reason", ""),
-                metrics={k[5:]: v for k, v in metrics.items() if k.startswith("test/")},
-                pretrained={k[16:]: v for k, v in metrics.items() if k.startswith("pretrained_test/")},
-                directions=json.loads(tags["metric_directions"]),
-            ))
+            results.append(
+                CellResult(
+                    task=tags["task"],
+                    method=tags["method"],
+                    seed=int(tags["seed"]),
+                    status=tags["status"],
+                    reason=tags.get("failure_reason", ""),
+                    metrics={k[5:]: v for k, v in metrics.items() if k.startswith("test/")},
+                    pretrained={k[16:]: v for k, v in metrics.items() if k.startswith("pretrained_test/")},
+                    directions=json.loads(tags["metric_directions"]),
+                )
+            )
         token = page.token
         if not token:
             break
@@ -156,8 +169,10 @@ def to_markdown(table: Table) -> str:
         row = [method] + [_cell_text(cells.get((t, m)), method in best[(t, m, d)], False) for t, m, d in table.columns]
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
-    text += "\nmean ± sample std over seeds (n = finished seeds); best method per column in bold; " \
-            "(pretrained) is the shared starting checkpoint.\n"
+    text += (
+        "\nmean ± sample std over seeds (n = finished seeds); best method per column in bold; "
+        "(pretrained) is the shared starting checkpoint.\n"
+    )
     if table.failures:
         text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)
     return text
@@ -172,10 +187,14 @@ def _latex_escape(text: str) -> str:
 def to_latex(table: Table) -> str:
     best = {c: table.best(c) for c in table.columns}
     lines = [r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule"]
-    lines.append(" & ".join(["method"] + [_latex_escape(f"{t} {m}") + " " + LATEX_ARROWS[d] for t, m, d in table.columns]) + r" \\")
+    lines.append(
+        " & ".join(["method"] + [_latex_escape(f"{t} {m}") + " " + LATEX_ARROWS[d] for t, m, d in table.columns]) + r" \\"
+    )
     lines.append(r"\midrule")
     for method, cells in table.rows.items():
-        row = [_latex_escape(method)] + [_cell_text(cells.get((t, m)), method in best[(t, m, d)], True) for t, m, d in table.columns]
+        row = [_latex_escape(method)] + [
+            _cell_text(cells.get((t, m)), method in best[(t, m, d)], True) for t, m, d in table.columns
+        ]
         lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -190,9 +209,20 @@ def to_csv(table: Table) -> str:
             stat = cells.get((t, m))
             if stat is None:
                 continue
-            fmt = lambda v: "" if v is None else repr(v)  # noqa: E731 - full precision for re-use
-            writer.writerow([method, t, m, d, fmt(stat.mean), fmt(stat.std), len(stat.values), stat.failed,
-                             int(method in table.best((t, m, d)))])
+            fmt = lambda v: "" if v is None else repr(v)
+            writer.writerow(
+                [
+                    method,
+                    t,
+                    m,
+                    d,
+                    fmt(stat.mean),
+                    fmt(stat.std),
+                    len(stat.values),
+                    stat.failed,
+                    int(method in table.best((t, m, d))),
+                ]
+            )
     return buffer.getvalue()
 
 

@@ -32,7 +32,7 @@ def resolve_tracking_uri(cli_uri: str | None, out_dir: str | Path) -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -43,7 +43,9 @@ def check_tracking_uri(uri: str) -> None:
                 reply.read()
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise UsageError(f"tracking server {uri} is unreachable ({reason}); start it or pass another --tracking-uri") from None
+            raise UsageError(
+                f"tracking server {uri} is unreachable ({reason}); start it or pass another --tracking-uri"
+            ) from None
         return
     path = sqlite_path(uri)
     if path is not None:
@@ -52,7 +54,9 @@ def check_tracking_uri(uri: str) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=folder).close()
         except OSError as exc:
-            raise UsageError(f"cannot write the MLflow store in '{folder}' ({exc.strerror}); pass a writable --tracking-uri") from None
+            raise UsageError(
+                f"cannot write the MLflow store in '{folder}' ({exc.strerror}); pass a writable --tracking-uri"
+            ) from None
         return
     if uri.startswith("file:") or "://" not in uri:
         raise UsageError(
@@ -85,10 +89,15 @@ def environment_tags(device: str) -> dict[str, str]:
     import torch
 
     return {
-        "git_commit": git_commit(), "device": device, "metricbench_version": bench.__version__,
-        "python_version": platform.python_version(), "torch_version": torch.__version__,
-        "mlflow_version": mlflow.__version__, "numpy_version": numpy.__version__,
-        "sklearn_version": sklearn.__version__, "host": platform.node(),
+        "git_commit": git_commit(),
+        "device": device,
+        "metricbench_version": bench.__version__,
+        "python_version": platform.python_version(),
+        "torch_version": torch.__version__,
+        "mlflow_version": mlflow.__version__,
+        "numpy_version": numpy.__version__,
+        "sklearn_version": sklearn.__version__,
+        "host": platform.node(),
     }
 
 
@@ -122,7 +131,8 @@ class Tracker:
 
     def start_invocation(self, params: dict[str, str], tags: dict[str, str]) -> None:
         run = self.client.create_run(
-            self.experiment_id, run_name=f"invocation {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            self.experiment_id,
+            run_name=f"invocation {time.strftime('%Y-%m-%d %H:%M:%S')}",
             tags={KIND_TAG: "invocation", **tags},
         )
         self.parent_id = run.info.run_id
@@ -150,9 +160,16 @@ class Tracker:
     def log_cell(self, record: dict, record_file: Path, env_tags: dict[str, str]) -> str:
         """Create the cell's child run from its record; return the run id."""
         tags = {
-            KIND_TAG: "cell", "cell_id": record["cell_id"], "task": record["task"], "method": record["method"],
-            "seed": str(record["seed"]), "status": record["status"], "target_metric": record["target_metric"],
-            "metric_directions": json.dumps(record["directions"]), **env_tags, "device": record["device"],
+            KIND_TAG: "cell",
+            "cell_id": record["cell_id"],
+            "task": record["task"],
+            "method": record["method"],
+            "seed": str(record["seed"]),
+            "status": record["status"],
+            "target_metric": record["target_metric"],
+            "metric_directions": json.dumps(record["directions"]),
+            **env_tags,
+            "device": record["device"],
         }
         if record["reason"]:
             tags["failure_reason"] = record["reason"]
@@ -163,9 +180,12 @@ class Tracker:
         )
         run_id = run.info.run_id
         params = {
-            "task": record["task"], "method": record["method"], "seed": record["seed"],
+            "task": record["task"],
+            "method": record["method"],
+            "seed": record["seed"],
             **{f"budget.{k}": v for k, v in record["budget"].items()},
-            **_flatten("task", record["task_options"]), **_flatten("method", record["method_options"]),
+            **_flatten("task", record["task_options"]),
+            **_flatten("method", record["method_options"]),
             "pretrained_checkpoint": record.get("pretrained", {}).get("key", ""),
         }
         metrics = {f"test/{k}": v for k, v in record["metrics"].items()}
@@ -212,7 +232,7 @@ def _curve_plot(record: dict, folder: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for name, curve in curves.items():
         if curve:
-            steps, values = zip(*curve)
+            steps, values = zip(*curve, strict=True)
             axes[0].plot(steps, values, marker="o", ms=3, label=f"{name} ({record['directions'].get(name, '')} is better)")
     axes[0].set(title="val metrics (uncounted)", xlabel="step")
     axes[0].legend(fontsize=7)

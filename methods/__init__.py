@@ -12,4 +12,4 @@ register_method = METHODS.register
 create_method = METHODS.create
 list_methods = METHODS.names
 
-__all__ = ["METHODS", "Option", "register_method", "create_method", "list_methods"]
+__all__ = ["METHODS", "Option", "create_method", "list_methods", "register_method"]

@@ -29,8 +29,13 @@ class Surrogate(Method):
     def finetune(self, model, task, oracle, ctx):
         o = self.options
         recipe = TrainRecipe(
-            steps=ctx.budget.steps, batch_size=o["batch_size"], optimizer=o["optimizer"], lr=o["lr"],
-            momentum=o["momentum"], weight_decay=o["weight_decay"], schedule=o["schedule"],
+            steps=ctx.budget.steps,
+            batch_size=o["batch_size"],
+            optimizer=o["optimizer"],
+            lr=o["lr"],
+            momentum=o["momentum"],
+            weight_decay=o["weight_decay"],
+            schedule=o["schedule"],
         )
         params = None
         if o["params"] == "adapters":

@@ -16,4 +16,4 @@ register_task = TASKS.register
 create_task = TASKS.create
 list_tasks = TASKS.names
 
-__all__ = ["TASKS", "Option", "register_task", "create_task", "list_tasks"]
+__all__ = ["TASKS", "Option", "create_task", "list_tasks", "register_task"]

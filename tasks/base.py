@@ -7,8 +7,9 @@ handing a method the task (through a `TaskView`) never hands it the test split.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,10 +32,10 @@ class TensorSplit:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def to(self, device) -> "TensorSplit":
+    def to(self, device) -> TensorSplit:
         return TensorSplit(self.inputs.to(device), self.targets.to(device))
 
-    def subset(self, indices: torch.Tensor) -> "TensorSplit":
+    def subset(self, indices: torch.Tensor) -> TensorSplit:
         indices = indices.to(self.targets.device)
         return TensorSplit(self.inputs[indices], self.targets[indices])
 
@@ -60,7 +61,7 @@ class Splits:
     val: TensorSplit
     test: TensorSplit
 
-    def to(self, device) -> "Splits":
+    def to(self, device) -> Splits:
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
 
     def sizes(self) -> dict[str, int]:
@@ -136,8 +137,7 @@ class Task(abc.ABC):
     def score(self, predictions, targets, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
         """The task's metrics (or the named subset) on predictions and their targets."""
         return {
-            m: metric_lib.compute(m, predictions, targets, **self.metric_options.get(m, {}))
-            for m in (metrics or self.metrics)
+            m: metric_lib.compute(m, predictions, targets, **self.metric_options.get(m, {})) for m in (metrics or self.metrics)
         }
 
     def evaluate(self, model: nn.Module, split: TensorSplit, metrics: tuple[str, ...] | None = None) -> dict[str, float]:

@@ -32,8 +32,15 @@ class SyntheticBinaryTask(ClassificationTask):
     def load_splits(self, data_dir=None):
         o = self.options
         features, labels = make_classification(
-            n_samples=o["samples"], n_features=123, n_informative=24, n_redundant=12,
-            n_clusters_per_class=3, weights=[0.76], flip_y=0.03, class_sep=0.8, random_state=o["data_seed"],
+            n_samples=o["samples"],
+            n_features=123,
+            n_informative=24,
+            n_redundant=12,
+            n_clusters_per_class=3,
+            weights=[0.76],
+            flip_y=0.03,
+            class_sep=0.8,
+            random_state=o["data_seed"],
         )
         return stratified_splits(features, labels, 0.2, 0.125, o["data_seed"])
 

@@ -7,11 +7,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-import pytest  # noqa: E402
+import pytest
 
-from bench.cell import CellEnv  # noqa: E402
-from bench.runner import RunSettings, run_suite  # noqa: E402
-from bench.suite import load_suite  # noqa: E402
+from bench.cell import CellEnv
+from bench.runner import RunSettings, run_suite
+from bench.suite import load_suite
 
 
 @pytest.fixture(scope="session")

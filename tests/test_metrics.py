@@ -32,7 +32,9 @@ def binary_case(draw, need_negative=False):
 def multiclass_case(draw):
     classes = draw(st.integers(3, 5))
     n = draw(st.integers(classes, 50))
-    scores = np.array(draw(st.lists(st.lists(st.integers(0, 3), min_size=classes, max_size=classes), min_size=n, max_size=n)), dtype=np.float64)
+    scores = np.array(
+        draw(st.lists(st.lists(st.integers(0, 3), min_size=classes, max_size=classes), min_size=n, max_size=n)), dtype=np.float64
+    )
     targets = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n)))
     targets[:classes] = np.arange(classes)  # every class present
     return scores, targets
@@ -66,7 +68,9 @@ def test_binary_auroc_equals_sklearn(case):
 def test_multiclass_macro_and_micro_aucpr_equal_sklearn_one_vs_rest(case):
     scores, targets = case
     onehot = np.eye(scores.shape[1])[targets]
-    assert metrics.compute("aucpr", scores, targets) == pytest.approx(average_precision_score(onehot, scores, average="macro"), abs=TOL)
+    assert metrics.compute("aucpr", scores, targets) == pytest.approx(
+        average_precision_score(onehot, scores, average="macro"), abs=TOL
+    )
     assert metrics.compute("aucpr", scores, targets, average="micro") == pytest.approx(
         average_precision_score(onehot, scores, average="micro"), abs=TOL
     )
@@ -150,4 +154,6 @@ def test_cuda_tensors_give_the_cpu_value():
     scores = torch.from_numpy(rng.random((300, 4)))
     targets = torch.from_numpy(rng.integers(0, 4, 300))
     for name in ("misclassification", "aucpr", "auroc"):
-        assert metrics.compute(name, scores.cuda(), targets.cuda()) == pytest.approx(metrics.compute(name, scores, targets), abs=1e-12)
+        assert metrics.compute(name, scores.cuda(), targets.cuda()) == pytest.approx(
+            metrics.compute(name, scores, targets), abs=1e-12
+        )

@@ -43,7 +43,8 @@ def test_option_type_and_choices_are_checked():
 
 
 def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
-    (tmp_path / "mb_plugin_demo.py").write_text(textwrap.dedent('''
+    (tmp_path / "mb_plugin_demo.py").write_text(
+        textwrap.dedent("""
         from methods import register_method
         from methods.base import Method
         from tasks import register_task
@@ -57,7 +58,8 @@ def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
         class PluginNoop(Method):
             def finetune(self, model, task, oracle, ctx):
                 return ctx.finish()
-    '''))
+    """)
+    )
     dist = tmp_path / "mb_plugin_demo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-plugin-demo\nVersion: 0.1\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
@@ -41,8 +40,14 @@ def test_smoke_run_leaves_tables_and_a_complete_mlflow_store(smoke_run):
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert {"git_commit", "torch_version", "mlflow_version", "device", "cell_id"} <= set(tags)
         assert tags["status"] == "ok" and run.info.status == "FINISHED"
-        assert {"test/misclassification", "test/aucpr", "budget/query_calls", "budget/query_examples",
-                "budget/query_seconds", "wall_seconds"} <= set(metrics)
+        assert {
+            "test/misclassification",
+            "test/aucpr",
+            "budget/query_calls",
+            "budget/query_examples",
+            "budget/query_seconds",
+            "wall_seconds",
+        } <= set(metrics)
         curve = client.get_metric_history(run.info.run_id, "val/misclassification")
         assert [m.step for m in curve] == [0, 4, 8]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -65,7 +70,9 @@ def test_running_again_trains_nothing(smoke_run, monkeypatch, checkpoint_cache):
 
 def test_the_same_seed_gives_identical_numbers_on_cpu(tmp_path):
     (cell,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
-    records = [run_cell(cell, CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / f"cache{i}"))) for i in range(2)]
+    records = [
+        run_cell(cell, CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / f"cache{i}"))) for i in range(2)
+    ]
     assert records[0]["status"] == "ok"
     assert records[0]["metrics"] == records[1]["metrics"]
     assert records[0]["history"]["loss"] == records[1]["history"]["loss"]
@@ -90,7 +97,9 @@ def test_every_method_of_a_task_and_seed_starts_from_one_cached_checkpoint(tmp_p
 
 def _suite_file(tmp_path, methods):
     path = tmp_path / "suite.toml"
-    path.write_text(f'name = "failing"\ntasks = ["breast-cancer"]\nmethods = {json.dumps(methods)}\n[budget]\nsteps = 6\nqueries = 2\n')
+    path.write_text(
+        f'name = "failing"\ntasks = ["breast-cancer"]\nmethods = {json.dumps(methods)}\n[budget]\nsteps = 6\nqueries = 2\n'
+    )
     return str(path)
 
 
@@ -121,8 +130,12 @@ class Greedy(Method):
 
 
 def test_failing_cells_are_recorded_and_the_suite_goes_on(tmp_path, temporary_method, capsys):
-    for name, cls in [("test-diverging", Diverging), ("test-raising", Raising),
-                      ("test-returns-nothing", ReturnsNothing), ("test-greedy", Greedy)]:
+    for name, cls in [
+        ("test-diverging", Diverging),
+        ("test-raising", Raising),
+        ("test-returns-nothing", ReturnsNothing),
+        ("test-greedy", Greedy),
+    ]:
         temporary_method(name, cls)
     methods = ["test-diverging", "surrogate", "test-raising", "test-returns-nothing", "test-greedy"]
     out = tmp_path / "out"

@@ -27,13 +27,16 @@ def test_builtin_suites_expand_to_the_full_grid():
 
 def test_overrides_narrow_the_grid_and_set_the_budget():
     cells = load_suite("quick").select(tasks=["digits"], methods=["surrogate"], seeds=2, steps=7).cells()
-    assert [(c.task, c.method, c.seed, c.budget.steps) for c in cells] == [("digits", "surrogate", 0, 7), ("digits", "surrogate", 1, 7)]
+    assert [(c.task, c.method, c.seed, c.budget.steps) for c in cells] == [
+        ("digits", "surrogate", 0, 7),
+        ("digits", "surrogate", 1, 7),
+    ]
 
 
 def test_cells_are_picklable_and_their_id_follows_the_config():
-    a, = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
+    (a,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
     assert pickle.loads(pickle.dumps(a)) == a
-    b, = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"], steps=9).cells()
+    (b,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"], steps=9).cells()
     assert a.cell_id != b.cell_id and a.cell_id.startswith("digits--surrogate--seed0--")
 
 
@@ -65,7 +68,9 @@ def test_bad_names_and_options_inside_a_suite_are_caught_before_running():
     with pytest.raises(UsageError, match="unknown task 'digts'"):
         parse_suite({"tasks": ["digts"], "methods": "all"}, "x.toml", "x").cells()
     with pytest.raises(UsageError, match="option 'lr' of method 'surrogate' must be float"):
-        parse_suite({"tasks": ["digits"], "methods": "all", "method_options": {"surrogate": {"lr": "big"}}}, "x.toml", "x").cells()
+        parse_suite(
+            {"tasks": ["digits"], "methods": "all", "method_options": {"surrogate": {"lr": "big"}}}, "x.toml", "x"
+        ).cells()
     with pytest.raises(UsageError, match=r"\[method_options.ala\] names something the suite does not run"):
         parse_suite({"tasks": ["digits"], "methods": ["surrogate"], "method_options": {"ala": {}}}, "x.toml", "x")
     with pytest.raises(UsageError, match="unknown method 'alaa'"):
@@ -75,5 +80,7 @@ def test_bad_names_and_options_inside_a_suite_are_caught_before_running():
 def test_unknown_suite_name_suggests_builtin_ones():
     with pytest.raises(UsageError, match="did you mean 'quick'"):
         load_suite("quik")
+
+
 def test_the_suite_keeps_its_name():
     assert load_suite("smoke").name == "smoke" and load_suite("quick").select(tasks=["digits"]).name == "quick"

@@ -1,0 +1,126 @@
+"""Runner training throughput against a bare PyTorch loop on the same model, batch and data.
+
+Run with `pytest tests/benchmarks --benchmark-only -s`. Each round of the runner path (surrogate
+method through `run_finetune`, with the step hook, budget checks and divergence checks) is
+preceded by a round of the bare loop, so drift of the machine hits both alike. The ratio is
+bare seconds / runner seconds (1.0 = no overhead); the target is >= 0.95. The runner's uncounted val
+curve is measured separately ("with curve"): it is evaluation, not training, and its cost is set by
+`budget.eval_every`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+
+from bench.cell import CellEnv, prepare_finetune
+from bench.context import FinetuneContext
+from bench.suite import load_suite
+from bench.training import Budget, TrainRecipe, make_optimizer, make_scheduler
+from methods import create_method
+from methods.base import run_finetune
+
+STEPS = 150
+ROUNDS = 7
+
+
+def bare_loop(model, train, batch_size, recipe, seed):
+    """The plainest loop: shuffled index batches from tensors, loss, backward, step."""
+    optimizer = make_optimizer(model.parameters(), recipe)
+    scheduler = make_scheduler(optimizer, recipe)
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.functional.binary_cross_entropy_with_logits if train.targets.max() == 1 else None
+    model.train()
+    step, n = 0, len(train)
+    while step < recipe.steps:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            x, y = train.inputs[idx], train.targets[idx]
+            out = model(x)
+            loss = loss_fn(out.reshape(-1), y.float()) if loss_fn else torch.nn.functional.cross_entropy(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step == recipe.steps:
+                return
+
+
+@pytest.mark.parametrize("task", ["digits", "synthetic-binary"])
+@pytest.mark.parametrize("curve", [False, True], ids=["training", "with-curve"])
+def test_runner_throughput_vs_bare_loop(benchmark, tmp_path, task, curve):
+    (cell,) = load_suite("smoke").select(tasks=[task], methods=["surrogate"]).cells()
+    budget = Budget(steps=STEPS, queries=0)
+    cell = type(cell)(
+        **{
+            **cell.__dict__,
+            "task_options": {**cell.task_options, **({"width": 16} if task == "digits" else {})},
+            "budget": budget,
+        }
+    )
+    method = create_method("surrogate")
+    o = method.options
+    recipe = TrainRecipe(
+        steps=STEPS,
+        batch_size=o["batch_size"],
+        optimizer=o["optimizer"],
+        lr=o["lr"],
+        momentum=o["momentum"],
+        schedule=o["schedule"],
+    )
+    env = CellEnv(device="auto", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    prepared = prepare_finetune(cell, env)
+    state = {k: v.clone() for k, v in prepared.model.state_dict().items()}
+    monitor = (lambda m: prepared.task.evaluate(m, prepared.splits.val)) if curve else None
+    bare_seconds = []
+
+    def fresh_model():
+        model = prepared.model
+        model.load_state_dict(state)
+        return model
+
+    def setup():
+        model = fresh_model()
+        _sync()
+        started = time.perf_counter()
+        bare_loop(model, prepared.splits.train, recipe.batch_size, recipe, cell.seed)
+        _sync()
+        bare_seconds.append(time.perf_counter() - started)
+        ctx = FinetuneContext(budget, prepared.ctx.device, cell.seed, monitor=monitor)
+        return (fresh_model(), ctx), {}
+
+    def runner(model, ctx):
+        run_finetune(method, model, prepared.view, prepared.oracle, ctx)
+        _sync()
+
+    benchmark.pedantic(runner, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    ratio = statistics.median(bare_seconds) / benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        {
+            "task": task,
+            "device": str(prepared.ctx.device),
+            "steps": STEPS,
+            "batch_size": recipe.batch_size,
+            "bare_median_s": statistics.median(bare_seconds),
+            "runner_median_s": benchmark.stats.stats.median,
+            "ratio": ratio,
+            "steps_per_s_runner": STEPS / benchmark.stats.stats.median,
+        }
+    )
+    print(
+        f"\n{task} [{'with curve' if curve else 'training'}] on {prepared.ctx.device}: "
+        f"bare {STEPS / statistics.median(bare_seconds):.0f} steps/s, runner {STEPS / benchmark.stats.stats.median:.0f} steps/s, "
+        f"ratio {ratio:.3f} (target >= 0.95 for training)"
+    )
+    if not curve:
+        assert ratio >= 0.95
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()

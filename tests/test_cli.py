@@ -1,0 +1,113 @@
+"""The command line: listing, tables, and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import main
+
+
+def _cli(*args, cwd=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_help_imports_nothing_heavy():
+    code = "import sys, bench.cli; bench.cli.build_parser(); print(sorted({'torch', 'mlflow', 'sklearn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "run" in _cli("--help").stdout
+
+
+def test_list_shows_tasks_methods_and_suites(capsys):
+    assert main(["list", "tasks"]) == 0
+    assert main(["list", "methods", "--options"]) == 0
+    assert main(["list", "suites"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "breast-cancer", "synthetic-binary", "surrogate", "smoke", "quick", "lr (float"):
+        assert name in out
+
+
+@pytest.mark.parametrize("fmt", ["md", "latex", "csv"])
+def test_table_renders_from_the_store(smoke_run, capsys, fmt):
+    out, _ = smoke_run
+    assert main(["table", "--out", str(out), "--format", fmt]) == 0
+    text = capsys.readouterr().out
+    assert text == (out / f"table.{ {'md': 'md', 'latex': 'tex', 'csv': 'csv'}[fmt] }").read_text()
+
+
+def test_table_cells_are_mean_std_n_with_direction_and_bold_best():
+    from bench.tables import CellResult, build, to_csv, to_latex, to_markdown
+
+    directions = {"misclassification": "lower", "aucpr": "higher"}
+    results = [
+        CellResult(
+            "t", "a", s, "ok", "", {"misclassification": e, "aucpr": p}, {"misclassification": 0.5, "aucpr": 0.5}, directions
+        )
+        for s, e, p in [(0, 0.10, 0.8), (1, 0.20, 0.9)]
+    ] + [
+        CellResult("t", "b", 0, "ok", "", {"misclassification": 0.05, "aucpr": 0.7}, {}, directions),
+        CellResult("t", "b", 1, "failed", "Diverged: boom", {}, {}, directions),
+    ]
+    table = build(results)
+    md = to_markdown(table)
+    assert "t misclassification ↓" in md and "t aucpr ↑" in md
+    assert "| a | 0.1500 ± 0.0707 (n=2) | **0.8500 ± 0.0707** (n=2) |" in md
+    assert "| b | **0.0500** (n=1, 1 failed) | 0.7000 (n=1, 1 failed) |" in md
+    assert "| (pretrained) | 0.5000 ± 0.0000 (n=2) |" in md
+    assert "- t / b / seed 1: Diverged: boom" in md
+    latex = to_latex(table)
+    assert r"\textbf{0.8500 $\pm$ 0.0707}" in latex and r"$\downarrow$" in latex and r"\bottomrule" in latex
+    rows = {(r["method"], r["metric"]): r for r in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert float(rows["a", "aucpr"]["mean"]) == pytest.approx(0.85) and rows["a", "aucpr"]["best"] == "1"
+    assert float(rows["a", "aucpr"]["std"]) == pytest.approx(0.0707107) and rows["a", "aucpr"]["direction"] == "higher"
+    assert (rows["b", "aucpr"]["n"], rows["b", "aucpr"]["failed"], rows["b", "aucpr"]["std"]) == ("1", "1", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "smoke", "--tasks", "digitz"], "unknown task 'digitz' (did you mean 'digits'?)"),
+        (["run", "smoke", "--methods", "surrogat"], "unknown method 'surrogat'"),
+        (["run", "nosuch.toml"], "suite file 'nosuch.toml' does not exist"),
+        (["run", "smoke", "--data-dir", "/nonexistent/data"], "--data-dir '/nonexistent/data' is not a folder"),
+        (["run", "smoke", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is unreachable"),
+        (["run", "smoke", "--tracking-uri", "./mlruns"], "file store"),
+        (["run", "smoke", "--seeds", "0"], "--seeds must be at least 1"),
+        (["table", "--out", "/nonexistent"], "has no mlflow.db"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    if args[0] == "run":
+        args = [*args, "--out", str(tmp_path / "out")]
+    result = _cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("metricbench: error: ") and message in result.stderr
+    assert not (tmp_path / "out" / "cells").exists()  # nothing ran
+
+
+def test_malformed_suite_file_names_the_key(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('tasks = ["digits"]\nmethods = "all"\n[budget]\nsteps = -3\n')
+    result = _cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "budget.steps" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = _cli("run", "smoke", "--out", str(blocker / "out"))
+    assert result.returncode == 2 and "output folder" in result.stderr and "not writable" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = _cli("--debug", "run", "smoke", "--tasks", "digitz", "--out", str(tmp_path))
+    assert result.returncode != 0 and "Traceback" in result.stderr and "UsageError" in result.stderr
