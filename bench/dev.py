@@ -42,8 +42,9 @@ def ensure_environment() -> None:
         venv.create(VENV, with_pip=True)
     pip = [_bin("python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     print("installing metricbench and its dependencies into .venv (once)", file=sys.stderr)
-    subprocess.run(pip + TORCH, check=True)
-    subprocess.run(pip + ["-e", f"{ROOT}[test,lint]"], check=True)
+    quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # setuptools' editable-install banner
+    subprocess.run(pip + TORCH, check=True, env=quiet_env)
+    subprocess.run(pip + ["-e", f"{ROOT}[test,lint]"], check=True, env=quiet_env)
     STAMP.write_text(_wanted_stamp())
 
 

@@ -86,6 +86,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         },
         tags=env_tags,
     )
+    logged = tracker.logged_cell_ids()
     computed = skipped = failed = 0
     bar = _cell_bar(len(cells), settings.quiet)
     try:
@@ -102,8 +103,9 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
                 if record["status"] != "ok":
                     failed += 1
                     _say(f"cell {cell.cell_id} failed: {record['reason']}", settings.quiet)
-            if not record.get("mlflow_run_id"):
-                # the record is the source of truth: a cell whose logging was interrupted is logged now
+            if record["cell_id"] not in logged:
+                # the record is the source of truth: a cell whose logging was interrupted, or whose
+                # store is new (another --tracking-uri, a moved folder), is logged now without training
                 record["mlflow_run_id"] = tracker.log_cell(record, record_path(out_dir, cell), env_tags)
                 write_record(out_dir, record)
             if bar is not None:

@@ -129,6 +129,18 @@ class Tracker:
             self.experiment_id = experiment.experiment_id
         self.parent_id: str | None = None
 
+    def logged_cell_ids(self) -> set[str]:
+        """Cells that already have a child run in this store (records are re-logged into a new store)."""
+        found, token = set(), None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'cell'", max_results=1000, page_token=token
+            )
+            found.update(run.data.tags.get("cell_id") for run in page)
+            token = page.token
+            if not token:
+                return found
+
     def start_invocation(self, params: dict[str, str], tags: dict[str, str]) -> None:
         run = self.client.create_run(
             self.experiment_id,

@@ -8,7 +8,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import bench.pretrain
-from bench.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell, write_record
+from bench.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell
 from bench.cli import main
 from bench.runner import RunSettings, run_suite
 from bench.suite import load_suite
@@ -156,21 +156,24 @@ def test_failing_cells_are_recorded_and_the_suite_goes_on(tmp_path, temporary_me
     assert "| surrogate |" in printed and "failed" in printed
 
 
-def test_failed_cells_are_retried_and_unlogged_records_are_logged_without_training(tmp_path, temporary_method, monkeypatch):
+def test_failed_cells_are_retried_and_records_missing_from_the_store_are_logged_without_training(
+    tmp_path, temporary_method, monkeypatch
+):
     temporary_method("test-raising", Raising)
     out = tmp_path / "out"
     suite = _suite_file(tmp_path, ["surrogate", "test-raising"])
     assert main(["run", suite, "--out", str(out), "--quiet", "--device", "cpu"]) == 1
     cells = load_suite(suite).cells()
-    # forget the MLflow run of the finished cell, as if the process died between the record and the log
-    record = read_record(out, cells[0])
-    assert record["status"] == "ok"
-    del record["mlflow_run_id"]
-    write_record(out, record)
+    # a new store (another --tracking-uri, a moved folder, or a process that died before logging)
+    assert read_record(out, cells[0])["status"] == "ok"
     ran = []
     real = run_cell
     monkeypatch.setattr("bench.runner.run_cell", lambda cell, env: (ran.append(cell.method), real(cell, env))[1])
-    assert main(["run", suite, "--out", str(out), "--quiet", "--device", "cpu"]) == 1
+    other_store = tmp_path / "other" / "mlflow.db"
+    args = ["run", suite, "--out", str(out), "--quiet", "--device", "cpu", "--tracking-uri", f"sqlite:///{other_store}"]
+    assert main(args) == 1
     assert ran == ["test-raising"]
-    assert read_record(out, cells[0])["mlflow_run_id"]
+    _, _, runs = _child_runs(other_store.parent)
+    logged = sorted(r.data.tags["method"] for r in runs if r.data.tags.get("metricbench.kind") == "cell")
+    assert logged == ["surrogate", "test-raising"]
     assert record_path(out, cells[1]).exists()
