@@ -1,7 +1,7 @@
 """The shared starting checkpoint of a (task, seed): trained once, cached on disk, reused by every method.
 
-The cache key covers the task's name and options, the seed, the pretraining recipe and the code
-version (a hash of the task's source folder and of the training code), so changing any of them
+The cache key covers the task's name and options, the seed, the device type, the pretraining
+recipe and the code version (a hash of the task's source folder and of the training code), so changing any of them
 trains afresh instead of reusing a stale checkpoint.
 """
 
@@ -31,11 +31,14 @@ def code_version(task) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoint_key(task, seed: int) -> str:
+def checkpoint_key(task, seed: int, device_type: str) -> str:
+    # the device type is part of the key: CPU and GPU kernels give different weights from one seed,
+    # and a CPU run must reproduce a CPU run exactly
     config = {
         "task": task.name,
         "options": task.options,
         "seed": seed,
+        "device": device_type,
         "recipe": task.pretrain.to_dict(),
         "code": code_version(task),
     }
@@ -68,7 +71,7 @@ def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_d
     Pretraining sees the train split only. `info` holds the key, the recipe and the starting model's
     val and test metrics (for the table's "pretrained" row; never shown to a method).
     """
-    key = checkpoint_key(task, seed)
+    key = checkpoint_key(task, seed, torch.device(device).type)
     path = Path(cache_dir) / f"{task.name}-seed{seed}-{key}.pt"
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)

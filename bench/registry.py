@@ -62,7 +62,7 @@ class Entry:
         unknown = sorted(set(given) - set(self.options))
         if unknown:
             raise UsageError(
-                f"unknown option '{unknown[0]}' for {owner}{_suggest(unknown[0], self.options)}; "
+                f"unknown option '{unknown[0]}' for {owner}{suggest(unknown[0], self.options)}; "
                 f"its options are: {', '.join(sorted(self.options)) or '(none)'}"
             )
         resolved = {k: opt.default for k, opt in self.options.items()}
@@ -71,7 +71,8 @@ class Entry:
         return resolved
 
 
-def _suggest(name: str, candidates) -> str:
+def suggest(name: str, candidates) -> str:
+    """' (did you mean ...?)' naming the closest candidates, or ''."""
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
@@ -132,7 +133,7 @@ class Registry:
             return self._entries[name]
         except KeyError:
             raise UsageError(
-                f"unknown {self.kind} '{name}'{_suggest(name, self._entries)}; see `metricbench list {self.kind}s`"
+                f"unknown {self.kind} '{name}'{suggest(name, self._entries)}; see `metricbench list {self.kind}s`"
             ) from None
 
     def create(self, name: str, **options: Any) -> Any:

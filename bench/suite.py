@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
+from bench.registry import suggest
 from bench.training import Budget
 
 SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "budget", "task_options", "method_options"}
@@ -139,11 +140,9 @@ def load_suite(spec: str) -> Suite:
         elif spec.endswith(".toml"):
             raise UsageError(f"suite file '{spec}' does not exist")
         else:
-            import difflib
-
-            close = difflib.get_close_matches(spec, suites, n=3, cutoff=0.5)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise UsageError(f"unknown suite '{spec}'{hint}; give a built-in name ({', '.join(sorted(suites))}) or a .toml file")
+            raise UsageError(
+                f"unknown suite '{spec}'{suggest(spec, suites)}; give a built-in name ({', '.join(sorted(suites))}) or a .toml file"
+            )
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
