@@ -140,9 +140,8 @@ def load_suite(spec: str) -> Suite:
         elif spec.endswith(".toml"):
             raise UsageError(f"suite file '{spec}' does not exist")
         else:
-            raise UsageError(
-                f"unknown suite '{spec}'{suggest(spec, suites)}; give a built-in name ({', '.join(sorted(suites))}) or a .toml file"
-            )
+            builtin = ", ".join(sorted(suites))
+            raise UsageError(f"unknown suite '{spec}'{suggest(spec, suites)}; give a built-in name ({builtin}) or a .toml file")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
