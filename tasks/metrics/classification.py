@@ -1,6 +1,6 @@
-"""Black-box evaluation metrics, registered by name with their direction.
+"""Classification metrics.
 
-Every metric takes `scores` and `targets` as torch tensors (CPU or CUDA) or NumPy arrays and returns
+Every metric here takes `scores` and `targets` as torch tensors (CPU or CUDA) or NumPy arrays and returns
 a Python float. Classification scores are either a 1-D tensor of positive-class probabilities
 (binary tasks) or an (N, C) tensor of class scores (multi-class). Bad input (NaN scores, mismatched
 lengths, a metric undefined on the data) raises `MetricError` naming the metric and the problem;
@@ -22,57 +22,18 @@ Definitions (each checked against scikit-learn in tests/test_metrics.py):
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
-from bench.registry import Option, Registry
-
-LOWER, HIGHER = "lower", "higher"
-
-METRICS = Registry("metric")
-
-
-class MetricError(ValueError):
-    """A metric cannot be computed on the given input."""
-
-
-def register_metric(name: str, direction: str, description: str, options: dict[str, Option] | None = None):
-    """Register `fn(scores, targets, **options) -> float` as metric `name` with its direction."""
-    if direction not in (LOWER, HIGHER):
-        raise ValueError(f"metric '{name}': direction must be '{LOWER}' or '{HIGHER}'")
-
-    def decorate(fn):
-        fn.direction = direction
-        return METRICS.register(name, description, options)(fn)
-
-    return decorate
-
-
-def direction(name: str) -> str:
-    return METRICS.entry(name).factory.direction
-
-
-def compute(name: str, scores: Any, targets: Any, **options: Any) -> float:
-    """Score `scores` against `targets` with metric `name`."""
-    entry = METRICS.entry(name)
-    return float(entry.factory(scores, targets, **entry.resolve_options("metric", options)))
-
-
-def is_better(name: str, a: float, b: float) -> bool:
-    """Whether value `a` of metric `name` is strictly better than `b`."""
-    return a < b if direction(name) == LOWER else a > b
-
+from bench.registry import Option
+from tasks.metrics.core import HIGHER, LOWER, MetricError, as_tensor, register_metric
 
 # ----------------------------------------------------------------------------- input checks
 
 
-def _prepare(metric: str, scores: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    scores = torch.as_tensor(scores.copy() if isinstance(scores, np.ndarray) else scores)
-    targets = torch.as_tensor(targets.copy() if isinstance(targets, np.ndarray) else targets)
-    scores = scores.detach().to(torch.float64)
-    targets = targets.detach().to(device=scores.device, dtype=torch.int64).reshape(-1)
+def _prepare(metric: str, scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = as_tensor(scores, torch.float64)
+    targets = as_tensor(targets).to(device=scores.device, dtype=torch.int64).reshape(-1)
     if scores.ndim not in (1, 2):
         raise MetricError(f"{metric}: scores must be 1-D (binary) or 2-D (N, classes), got shape {tuple(scores.shape)}")
     if scores.shape[0] != targets.shape[0]:
