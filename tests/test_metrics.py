@@ -7,7 +7,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import auc, average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    f1_score,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
 
 from tasks import metrics
 
@@ -129,6 +137,8 @@ def test_all_tied_scores_give_the_positive_rate():
         ("aucpr", [], [], "no examples"),
         ("f1-error", [[0.2, 0.8]], [1], "binary"),
         ("misclassification", [0.3, 0.9], [0, 2], "0/1 targets"),
+        ("topk-error", [0.3, 0.9], [0, 1], "score matrix"),
+        ("recall@precision", [0.3, 0.9], [0, 0], "no positive"),
     ],
 )
 def test_bad_input_raises_an_error_naming_the_metric_and_problem(name, scores, targets, problem):
@@ -157,3 +167,68 @@ def test_cuda_tensors_give_the_cpu_value():
         assert metrics.compute(name, scores.cuda(), targets.cuda()) == pytest.approx(
             metrics.compute(name, scores, targets), abs=1e-12
         )
+
+
+@st.composite
+def labelled_predictions(draw):
+    """Multi-class integer scores (many ties) with labels; some classes may be absent."""
+    classes = draw(st.integers(2, 6))
+    n = draw(st.integers(1, 40))
+    rows = st.lists(st.integers(0, 3), min_size=classes, max_size=classes)
+    scores = np.array(draw(st.lists(rows, min_size=n, max_size=n)), dtype=np.float64)
+    targets = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n)))
+    return scores, targets
+
+
+@settings(max_examples=500, deadline=None)
+@given(labelled_predictions(), st.sampled_from(["macro", "micro"]))
+def test_multiclass_precision_recall_f1_equal_sklearn(case, average):
+    scores, targets = case
+    predicted = np.argmax(scores, axis=1)
+    expected = precision_recall_fscore_support(targets, predicted, average=average, zero_division=0.0)[:3]
+    for name, value in zip(("precision", "recall", "f1"), expected, strict=True):
+        assert metrics.compute(name, scores, targets, average=average) == pytest.approx(value, abs=TOL), name
+
+
+@settings(max_examples=500, deadline=None)
+@given(binary_case(), st.sampled_from([0.25, 0.5, 0.75]))
+def test_binary_precision_recall_f1_at_threshold_equal_sklearn(case, threshold):
+    scores, targets = case
+    predicted = (scores >= threshold).astype(int)
+    expected = precision_recall_fscore_support(targets, predicted, average="binary", zero_division=0.0)[:3]
+    for name, value in zip(("precision", "recall", "f1"), expected, strict=True):
+        assert metrics.compute(name, scores, targets, threshold=threshold) == pytest.approx(value, abs=TOL), name
+    assert metrics.compute("f1-error", scores, targets, threshold=threshold) == pytest.approx(1 - expected[2], abs=TOL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(binary_case(), st.sampled_from([0.5, 0.8, 0.9, 1.0]))
+def test_recall_at_precision_equals_the_best_point_of_sklearn_pr_curve(case, target_precision):
+    scores, targets = case
+    precisions, recalls, _ = precision_recall_curve(targets, scores)
+    reached = recalls[precisions >= target_precision]
+    expected = reached.max() if reached.size else 0.0
+    assert metrics.compute("recall@precision", scores, targets, precision=target_precision) == pytest.approx(expected, abs=TOL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(3, 8), st.integers(1, 60), st.integers(1, 8), st.randoms(use_true_random=False))
+def test_topk_error_equals_sklearn_without_ties(classes, n, k, rng):
+    k = min(k, classes - 1)  # scikit-learn reads 2 classes as binary and refuses k >= classes
+    scores = np.array([rng.sample(range(1000), classes) for _ in range(n)], dtype=np.float64)  # distinct per row
+    targets = np.array([rng.randrange(classes) for _ in range(n)])
+    expected = 1 - top_k_accuracy_score(targets, scores, k=k, labels=np.arange(classes))
+    assert metrics.compute("topk-error", scores, targets, k=k) == pytest.approx(expected, abs=TOL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(labelled_predictions(), st.integers(1, 4))
+def test_topk_error_with_ties_ranks_lower_class_index_first(case, k):
+    scores, targets = case
+    # brute force: a stable sort by descending score keeps the lower class index first among ties
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    expected = float(np.mean([t not in row for t, row in zip(targets, order, strict=True)]))
+    assert metrics.compute("topk-error", scores, targets, k=k) == pytest.approx(expected, abs=TOL)
+    if k == 1:
+        assert metrics.compute("topk-error", scores, targets, k=1) == metrics.compute("misclassification", scores, targets)
+        assert metrics.compute("accuracy", scores, targets) == pytest.approx(1 - expected, abs=TOL)

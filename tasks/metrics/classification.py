@@ -16,8 +16,21 @@ Definitions (each checked against scikit-learn in tests/test_metrics.py):
   starts at recall 0, precision 1, as scikit-learn's `precision_recall_curve`).
 - auroc: area under the ROC curve (trapezoid; ties handled as one threshold); multi-class: macro
   one-vs-rest.
-- f1-error: 1 - F1 of the positive class at threshold 0.5 (binary); F1 is 0 when there is no true
-  positive.
+- accuracy: 1 - misclassification.
+- topk-error (option k): share of examples whose label is not among the k highest class scores;
+  ties are broken toward the lower class index, as for arg-max, so topk-error with k=1 equals
+  misclassification. (scikit-learn's `top_k_accuracy_score` breaks ties the other way; on scores
+  without ties the two agree.)
+- precision, recall, f1 (options threshold, average): binary: of the positive class, predicting
+  positive when score >= threshold; multi-class: arg-max predictions, `average="macro"` over the
+  classes that occur in the targets or the predictions, or `"micro"`. A ratio with a zero
+  denominator counts as 0 (scikit-learn's `zero_division=0`).
+- f1-error (option threshold): 1 - f1 (binary).
+- recall@precision (option precision): the highest recall reached at a threshold whose precision is
+  at least the given one (binary); 0 when no threshold reaches it.
+
+Positive-class counts of 0 make aucpr, auroc and recall@precision undefined: they raise
+MetricError (binary) or skip that class in a macro mean (multi-class).
 """
 
 from __future__ import annotations
@@ -142,16 +155,106 @@ def auroc(scores, targets) -> float:
     return _macro("auroc", scores, targets, lambda s, y: _binary_auroc(s, y, "auroc"))
 
 
-@register_metric("f1-error", LOWER, "1 - F1 of the positive class at threshold 0.5 (binary)")
-def f1_error(scores, targets) -> float:
-    scores, targets = _prepare("f1-error", scores, targets)
-    if scores.ndim != 1:
+@register_metric("accuracy", HIGHER, "share of correct predictions (1 - misclassification)")
+def accuracy(scores, targets) -> float:
+    return 1.0 - misclassification(scores, targets)
+
+
+@register_metric(
+    "topk-error",
+    LOWER,
+    "share of examples whose label is not among the k highest scores (ties: lower class index first)",
+    options={"k": Option(int, 5, "how many of the highest-scored classes count as a hit")},
+)
+def topk_error(scores, targets, k: int = 5) -> float:
+    scores, targets = _prepare("topk-error", scores, targets)
+    if scores.ndim != 2:
+        raise MetricError("topk-error: needs an (N, classes) score matrix")
+    if k < 1:
+        raise MetricError(f"topk-error: k must be at least 1, got {k}")
+    true_score = scores.gather(1, targets[:, None])
+    class_index = torch.arange(scores.shape[1], device=scores.device)
+    # the rank of the true class: classes scored higher, plus tied classes with a lower index
+    rank = (scores > true_score).sum(1) + ((scores == true_score) & (class_index < targets[:, None])).sum(1)
+    return float((rank >= k).to(torch.float64).mean())
+
+
+def _predicted_labels(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    if scores.ndim == 1:
+        return (scores >= threshold).to(torch.int64)
+    return torch.argmax(scores, dim=1)
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.zeros_like(numerator))
+
+
+def _precision_recall_f1(metric: str, scores, targets, threshold: float, average: str) -> tuple[float, float, float]:
+    scores, targets = _prepare(metric, scores, targets)
+    predicted = _predicted_labels(scores, threshold)
+    if scores.ndim == 1:
+        classes = torch.tensor([1], device=scores.device)
+    else:
+        classes = torch.unique(torch.cat([targets, predicted]))
+    is_pred = predicted[None, :] == classes[:, None]
+    is_true = targets[None, :] == classes[:, None]
+    tp = (is_pred & is_true).sum(1).to(torch.float64)
+    n_pred = is_pred.sum(1).to(torch.float64)
+    n_true = is_true.sum(1).to(torch.float64)
+    if average == "micro" and scores.ndim == 2:
+        tp, n_pred, n_true = tp.sum(0, keepdim=True), n_pred.sum(0, keepdim=True), n_true.sum(0, keepdim=True)
+    precision = _ratio(tp, n_pred)
+    recall = _ratio(tp, n_true)
+    f1 = _ratio(2 * tp, n_pred + n_true)
+    return float(precision.mean()), float(recall.mean()), float(f1.mean())
+
+
+_THRESHOLD_OPTIONS = {
+    "threshold": Option(float, 0.5, "binary: predict positive when score >= threshold"),
+    "average": Option(str, "macro", "multi-class: mean over classes, or pooled counts", ("macro", "micro")),
+}
+
+
+@register_metric("precision", HIGHER, "precision at a threshold (binary) or of arg-max predictions", _THRESHOLD_OPTIONS)
+def precision(scores, targets, threshold: float = 0.5, average: str = "macro") -> float:
+    return _precision_recall_f1("precision", scores, targets, threshold, average)[0]
+
+
+@register_metric("recall", HIGHER, "recall at a threshold (binary) or of arg-max predictions", _THRESHOLD_OPTIONS)
+def recall(scores, targets, threshold: float = 0.5, average: str = "macro") -> float:
+    return _precision_recall_f1("recall", scores, targets, threshold, average)[1]
+
+
+@register_metric("f1", HIGHER, "F1 at a threshold (binary) or of arg-max predictions", _THRESHOLD_OPTIONS)
+def f1(scores, targets, threshold: float = 0.5, average: str = "macro") -> float:
+    return _precision_recall_f1("f1", scores, targets, threshold, average)[2]
+
+
+@register_metric(
+    "f1-error",
+    LOWER,
+    "1 - F1 of the positive class at a threshold (binary)",
+    options={"threshold": Option(float, 0.5, "predict positive when score >= threshold")},
+)
+def f1_error(scores, targets, threshold: float = 0.5) -> float:
+    if torch.as_tensor(scores).ndim != 1:
         raise MetricError("f1-error: defined for binary scores (1-D), got a score matrix")
-    predicted = scores >= 0.5
-    actual = targets == 1
-    tp = int((predicted & actual).sum())
-    if tp == 0:
-        return 1.0
-    precision = tp / int(predicted.sum())
-    recall = tp / int(actual.sum())
-    return 1.0 - 2 * precision * recall / (precision + recall)
+    return 1.0 - _precision_recall_f1("f1-error", scores, targets, threshold, "macro")[2]
+
+
+@register_metric(
+    "recall@precision",
+    HIGHER,
+    "highest recall at a threshold whose precision is at least the given one (binary)",
+    options={"precision": Option(float, 0.9, "the precision the threshold must reach")},
+)
+def recall_at_precision(scores, targets, precision: float = 0.9) -> float:
+    scores, targets = _prepare("recall@precision", scores, targets)
+    if scores.ndim != 1:
+        raise MetricError("recall@precision: defined for binary scores (1-D), got a score matrix")
+    n_pos = int(targets.sum())
+    if n_pos == 0:
+        raise MetricError("recall@precision: no positive examples, so recall is undefined")
+    tps, fps = _threshold_counts(scores, targets)
+    reached = tps / (tps + fps) >= precision
+    return float((tps[reached] / n_pos).max()) if bool(reached.any()) else 0.0
