@@ -49,8 +49,6 @@ def is_better(name: str, a: float, b: float) -> bool:
     return a < b if direction(name) == LOWER else a > b
 
 
-
-
 def as_tensor(value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A detached tensor from a tensor or a NumPy array (NumPy input is copied, never aliased)."""
     tensor = torch.as_tensor(value.copy() if isinstance(value, np.ndarray) else value)
