@@ -44,7 +44,8 @@ from tasks.metrics.core import HIGHER, LOWER, MetricError, as_tensor, register_m
 # ----------------------------------------------------------------------------- input checks
 
 
-def _prepare(metric: str, scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(metric: str, scores, targets, expect: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked float64 scores and int64 targets; `expect` = "binary" (1-D) or "matrix" (N, C) when only one fits."""
     scores = as_tensor(scores, torch.float64)
     targets = as_tensor(targets).to(device=scores.device, dtype=torch.int64).reshape(-1)
     if scores.ndim not in (1, 2):
@@ -57,6 +58,10 @@ def _prepare(metric: str, scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
         raise MetricError(f"{metric}: scores contain NaN (did the model diverge?)")
     if scores.ndim == 1 and ((targets < 0) | (targets > 1)).any():
         raise MetricError(f"{metric}: binary scores need 0/1 targets, got values {targets.unique().tolist()[:5]}")
+    if expect == "binary" and scores.ndim != 1:
+        raise MetricError(f"{metric}: defined for binary scores (1-D), got a score matrix")
+    if expect == "matrix" and scores.ndim != 2:
+        raise MetricError(f"{metric}: needs an (N, classes) score matrix")
     if scores.ndim == 2 and ((targets < 0) | (targets >= scores.shape[1])).any():
         raise MetricError(f"{metric}: targets must lie in 0..{scores.shape[1] - 1}")
     return scores, targets
@@ -167,9 +172,7 @@ def accuracy(scores, targets) -> float:
     options={"k": Option(int, 5, "how many of the highest-scored classes count as a hit")},
 )
 def topk_error(scores, targets, k: int = 5) -> float:
-    scores, targets = _prepare("topk-error", scores, targets)
-    if scores.ndim != 2:
-        raise MetricError("topk-error: needs an (N, classes) score matrix")
+    scores, targets = _prepare("topk-error", scores, targets, expect="matrix")
     if k < 1:
         raise MetricError(f"topk-error: k must be at least 1, got {k}")
     true_score = scores.gather(1, targets[:, None])
@@ -189,8 +192,10 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.zeros_like(numerator))
 
 
-def _precision_recall_f1(metric: str, scores, targets, threshold: float, average: str) -> tuple[float, float, float]:
-    scores, targets = _prepare(metric, scores, targets)
+def _precision_recall_f1(
+    metric: str, scores, targets, threshold: float, average: str, expect: str | None = None
+) -> tuple[float, float, float]:
+    scores, targets = _prepare(metric, scores, targets, expect)
     predicted = _predicted_labels(scores, threshold)
     if scores.ndim == 1:
         classes = torch.tensor([1], device=scores.device)
@@ -237,9 +242,7 @@ def f1(scores, targets, threshold: float = 0.5, average: str = "macro") -> float
     options={"threshold": Option(float, 0.5, "predict positive when score >= threshold")},
 )
 def f1_error(scores, targets, threshold: float = 0.5) -> float:
-    if torch.as_tensor(scores).ndim != 1:
-        raise MetricError("f1-error: defined for binary scores (1-D), got a score matrix")
-    return 1.0 - _precision_recall_f1("f1-error", scores, targets, threshold, "macro")[2]
+    return 1.0 - _precision_recall_f1("f1-error", scores, targets, threshold, "macro", expect="binary")[2]
 
 
 @register_metric(
@@ -249,9 +252,7 @@ def f1_error(scores, targets, threshold: float = 0.5) -> float:
     options={"precision": Option(float, 0.9, "the precision the threshold must reach")},
 )
 def recall_at_precision(scores, targets, precision: float = 0.9) -> float:
-    scores, targets = _prepare("recall@precision", scores, targets)
-    if scores.ndim != 1:
-        raise MetricError("recall@precision: defined for binary scores (1-D), got a score matrix")
+    scores, targets = _prepare("recall@precision", scores, targets, expect="binary")
     n_pos = int(targets.sum())
     if n_pos == 0:
         raise MetricError("recall@precision: no positive examples, so recall is undefined")
