@@ -111,3 +111,12 @@ def test_unwritable_output_folder(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = _cli("--debug", "run", "smoke", "--tasks", "digitz", "--out", str(tmp_path))
     assert result.returncode != 0 and "Traceback" in result.stderr and "UsageError" in result.stderr
+
+
+def test_asking_for_cuda_without_a_gpu_is_bad_input(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    result = _cli("run", "smoke", "--device", "cuda", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "no CUDA GPU is available" in result.stderr and result.stderr.count("\n") == 1
