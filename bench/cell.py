@@ -18,8 +18,9 @@ import torch
 
 from bench.context import FinetuneContext
 from bench.errors import Diverged
+from bench.files import atomic_write_bytes
 from bench.oracle import MetricOracle, TaskView
-from bench.pretrain import atomic_write_bytes, pretrained_checkpoint, seeded_model
+from bench.pretrain import pretrained_checkpoint, seeded_model
 from bench.suite import Cell
 
 

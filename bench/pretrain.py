@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 import bench.training
+from bench.files import atomic_write_bytes
 from bench.training import train_steps
 
 
@@ -50,19 +49,6 @@ def seeded_model(task, seed: int) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return task.build_model()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_dir: Path) -> tuple[dict, dict]:

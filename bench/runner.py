@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import tables
 from bench.cell import CellEnv, read_record, record_path, run_cell, write_record
 from bench.errors import UsageError
+from bench.files import ensure_writable_folder
 from bench.suite import Suite
 from bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
 
@@ -38,14 +38,6 @@ class RunSummary:
         return 1 if self.failed else 0
 
 
-def check_writable(folder: Path, what: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise UsageError(f"{what} '{folder}' is not writable ({exc.strerror}); choose another with --out") from None
-
-
 def check_device(device: str) -> None:
     import torch
 
@@ -57,7 +49,7 @@ def check_device(device: str) -> None:
 
 def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
     out_dir = Path(settings.out_dir)
-    check_writable(out_dir, "output folder")
+    ensure_writable_folder(out_dir, "output folder '{folder}' is not writable ({reason}); choose another with --out")
     if settings.data_dir is not None and not Path(settings.data_dir).is_dir():
         raise UsageError(f"--data-dir '{settings.data_dir}' is not a folder; point it at where the datasets live")
     check_device(settings.device)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import bench
 from bench.errors import UsageError
+from bench.files import ensure_writable_folder
 
 KIND_TAG = "metricbench.kind"
 
@@ -49,14 +50,9 @@ def check_tracking_uri(uri: str) -> None:
         return
     path = sqlite_path(uri)
     if path is not None:
-        folder = path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write the MLflow store in '{folder}' ({exc.strerror}); pass a writable --tracking-uri"
-            ) from None
+        ensure_writable_folder(
+            path.parent, "cannot write the MLflow store in '{folder}' ({reason}); pass a writable --tracking-uri"
+        )
         return
     if uri.startswith("file:") or "://" not in uri:
         raise UsageError(

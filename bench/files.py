@@ -1,0 +1,34 @@
+"""File-system safety: writes a reader never sees half-done, and folders checked writable before work starts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from bench.errors import UsageError
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Write through a temporary file in the same folder and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_writable_folder(folder: Path, message: str) -> None:
+    """Create `folder` if needed and prove a file can be written there; otherwise raise a UsageError.
+
+    `message` is formatted with `folder` and `reason` (the operating system's explanation).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise UsageError(message.format(folder=folder, reason=exc.strerror)) from None
