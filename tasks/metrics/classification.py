@@ -126,11 +126,17 @@ def _macro(metric: str, scores: torch.Tensor, targets: torch.Tensor, binary_fn) 
 # ----------------------------------------------------------------------------- registered metrics
 
 
+def _predicted_labels(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Binary: positive when score >= threshold; multi-class: arg-max (ties to the lowest class index)."""
+    if scores.ndim == 1:
+        return (scores >= threshold).to(torch.int64)
+    return torch.argmax(scores, dim=1)
+
+
 @register_metric("misclassification", LOWER, "share of wrong predictions (binary: score >= 0.5; multi-class: arg-max)")
 def misclassification(scores, targets) -> float:
     scores, targets = _prepare("misclassification", scores, targets)
-    predicted = (scores >= 0.5).to(torch.int64) if scores.ndim == 1 else torch.argmax(scores, dim=1)
-    return float((predicted != targets).to(torch.float64).mean())
+    return float((_predicted_labels(scores, 0.5) != targets).to(torch.float64).mean())
 
 
 @register_metric(
@@ -180,12 +186,6 @@ def topk_error(scores, targets, k: int = 5) -> float:
     # the rank of the true class: classes scored higher, plus tied classes with a lower index
     rank = (scores > true_score).sum(1) + ((scores == true_score) & (class_index < targets[:, None])).sum(1)
     return float((rank >= k).to(torch.float64).mean())
-
-
-def _predicted_labels(scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    if scores.ndim == 1:
-        return (scores >= threshold).to(torch.int64)
-    return torch.argmax(scores, dim=1)
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
