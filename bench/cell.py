@@ -22,17 +22,22 @@ from bench.files import atomic_write_bytes
 from bench.oracle import MetricOracle, TaskView
 from bench.pretrain import pretrained_checkpoint, seeded_model
 from bench.suite import Cell
+from tasks.base import DataPaths
 
 
 @dataclass(frozen=True)
 class CellEnv:
-    """Where and how cells run (not part of a cell's identity)."""
+    """Where and how cells run (not part of a cell's identity). `cache_dir` holds `pretrained/` (the
+    shared checkpoints) and `datasets/` (data that embedded tasks generate)."""
 
     device: str
     out_dir: str
     cache_dir: str
     data_dir: str | None = None
     progress: bool = False
+
+    def data_paths(self) -> DataPaths:
+        return DataPaths(Path(self.data_dir) if self.data_dir else None, Path(self.cache_dir) / "datasets")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,10 +47,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 @lru_cache(maxsize=4)
-def _load_splits(task_name: str, options_json: str, data_dir: str | None):
+def _load_splits(task_name: str, options_json: str, paths: DataPaths):
     from tasks import create_task
 
-    return create_task(task_name, **json.loads(options_json)).load_splits(data_dir)
+    return create_task(task_name, **json.loads(options_json)).load_splits(paths)
 
 
 def record_path(out_dir: str | Path, cell: Cell) -> Path:
@@ -85,21 +90,34 @@ class Prepared:
     pretrained: dict
 
 
-def prepare_finetune(cell: Cell, env: CellEnv, progress=None) -> Prepared:
-    """Load the data, get the shared pretrained checkpoint and build what the method is handed."""
+def prepare_finetune(cell: Cell, env: CellEnv) -> Prepared:
+    """Load the data, get the shared pretrained checkpoint and build what the method is handed.
+
+    The device is resolved here, once, and everything that computes (training, evaluation, metrics)
+    runs where the splits' batches land.
+    """
     from tasks import create_task
 
     device = resolve_device(env.device)
     task = create_task(cell.task, **cell.task_options)
-    splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_dir).to(device)
-    state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir))
+    splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_paths()).to(device)
+    pretrain_bar = _bar_factory(env, f"pretrain {cell.task}/seed{cell.seed}")
+    state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir) / "pretrained", pretrain_bar)
     model = seeded_model(task, cell.seed).to(device)
     model.load_state_dict(state)
     model.train()
     val = splits.val
-    ctx = FinetuneContext(cell.budget, device, cell.seed, monitor=lambda m: task.evaluate(m, val), progress=progress)
-    oracle = MetricOracle(task, val, cell.budget.queries, seed=cell.seed)
-    return Prepared(task, splits, model, TaskView(task, splits.train), oracle, ctx, info)
+    step_bar = _bar_factory(env, f"{cell.task}/{cell.method}/{cell.target}/seed{cell.seed}")
+    ctx = FinetuneContext(
+        cell.budget,
+        device,
+        cell.seed,
+        monitor=lambda m: task.evaluate(m, val),
+        progress=step_bar(cell.budget.steps) if step_bar else None,
+        curve_every=cell.eval_every,
+    )
+    oracle = MetricOracle(task, val, cell.target, cell.budget.queries, seed=cell.seed)
+    return Prepared(task, splits, model, TaskView(task, splits.train, cell.target, cell.seed), oracle, ctx, info)
 
 
 def run_cell(cell: Cell, env: CellEnv) -> dict:
@@ -114,8 +132,10 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         "cell_id": cell.cell_id,
         "suite": cell.suite,
         **cell.config(),
+        "eval_every": cell.eval_every,
         "device": str(resolve_device(env.device)),
-        "target_metric": task.target_metric,
+        "target_metric": cell.target,
+        "metric_names": list(task.metrics),
         "directions": task.metric_directions(),
         "status": "failed",
         "reason": "",
@@ -125,16 +145,18 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         "history": {},
         "started_at": started,
     }
-    progress = None
+    p = None
     try:
         method = create_method(cell.method, **cell.method_options)
-        progress = _step_bar(cell, env)
-        p = prepare_finetune(cell, env, progress)
-        record["pretrained"] = p.pretrained
+        p = prepare_finetune(cell, env)
+        # the starting point's metrics, computed now with the current metric code (never cached)
+        record["pretrained"] = {**p.pretrained, "test": p.task.evaluate(p.model, p.splits.test)}
         try:
             p.ctx.observe(p.model)
             finetune_started = time.perf_counter()
             run_finetune(method, p.model, p.view, p.oracle, p.ctx)
+            if p.ctx.device.type == "cuda":
+                torch.cuda.synchronize(p.ctx.device)
             record["finetune_seconds"] = time.perf_counter() - finetune_started
         finally:
             record["history"] = p.ctx.history.to_dict()
@@ -149,16 +171,17 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         record["reason"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
     finally:
-        if progress is not None:
-            progress.close()
+        if p is not None and p.ctx.progress is not None:
+            p.ctx.progress.close()
     record["wall_seconds"] = time.time() - started
     record["finished_at"] = time.time()
     return record
 
 
-def _step_bar(cell: Cell, env: CellEnv):
+def _bar_factory(env: CellEnv, description: str):
+    """`make(total)` for a progress bar, or None when progress is off."""
     if not env.progress:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=cell.budget.steps, desc=f"{cell.task}/{cell.method}/seed{cell.seed}", unit="step", leave=False)
+    return lambda total: tqdm(total=total, desc=description, unit="step", leave=False)

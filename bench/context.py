@@ -1,7 +1,7 @@
 """What a method calls once per optimizer step, and the history it returns.
 
 `FinetuneContext.step(loss)` enforces the step budget, keeps the loss, checks for divergence, draws
-the uncounted val curve every `Budget.curve_interval()` steps and moves the progress bar. It avoids
+the uncounted val curve every `curve_every` steps and moves the progress bar. It avoids
 a device sync on each step: losses stay tensors until a curve point or the end.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.errors import BudgetExhausted, Diverged
-from bench.training import Budget
+from bench.training import Budget, curve_interval
 
 
 @dataclass
@@ -39,6 +39,7 @@ class FinetuneContext:
         seed: int,
         monitor: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         progress=None,
+        curve_every: int = 0,
     ):
         self.budget = budget
         self.device = device
@@ -46,9 +47,9 @@ class FinetuneContext:
         self.generator = torch.Generator().manual_seed(seed)
         self.history = History()
         self._monitor = monitor
-        self._progress = progress
+        self.progress = progress
         self._pending: list[torch.Tensor] = []
-        self._interval = budget.curve_interval()
+        self._interval = curve_interval(curve_every, budget.steps)
 
     def step(self, model: torch.nn.Module, loss: torch.Tensor, **scalars: float) -> None:
         """Record one optimizer step (call after `optimizer.step()`)."""
@@ -62,8 +63,8 @@ class FinetuneContext:
         if h.steps % self._interval == 0 or h.steps == self.budget.steps:
             self._flush()
             self.observe(model)
-            if self._progress is not None:
-                self._progress.update(h.steps - self._progress.n)
+            if self.progress is not None:
+                self.progress.update(h.steps - self.progress.n)
 
     def _flush(self) -> None:
         if not self._pending:

@@ -15,6 +15,7 @@ import torch
 
 from bench.errors import BudgetExhausted
 from tasks import metrics as metric_lib
+from tasks.sampling import mix_seed
 
 
 @dataclass
@@ -30,43 +31,64 @@ class QueryCounter:
 
 
 class TaskView:
-    """The parts of a task a method may use: train batches, the surrogate loss, predictions."""
+    """The parts of a task a method may use: train batches, the forward pass, the loss family and
+    predictions (one forward gives all three through `train_step`); never val inputs or the test split."""
 
-    def __init__(self, task, train):
+    def __init__(self, task, train, target_metric: str, seed: int):
         self._task = task
         self.train = train
         self.name = task.name
         self.kind = task.kind
         self.options = dict(task.options)
         self.metrics = tuple(task.metrics)
-        self.target_metric = task.target_metric
-        self.direction = metric_lib.direction(task.target_metric)
+        self.target_metric = target_metric
+        self.direction = metric_lib.direction(target_metric)
+        self.finetune_recipe = task.finetune_recipe  # the task's suggested optimizer, lr and batch size
+        self._seed = mix_seed("finetune batches", seed)
 
     def loss(self, model, batch) -> torch.Tensor:
+        """The plain surrogate loss of a batch."""
         return self._task.loss(model, batch)
 
-    def predict(self, model, inputs) -> torch.Tensor:
+    def train_step(self, model, batch, loss_params: dict[str, torch.Tensor] | None = None):
+        """`TrainStep(loss, outputs, predictions, targets)` from one forward, the loss with `loss_params`."""
+        return self._task.train_step(model, batch, loss_params)
+
+    def forward(self, model, batch):
+        return self._task.forward(model, batch)
+
+    def loss_family(self, **variant):
+        """The task's `LossFamily` (`init_params()`, `__call__(outputs, targets, params)`)."""
+        return self._task.loss_family(**variant)
+
+    def predictions(self, outputs):
+        return self._task.predictions(outputs)
+
+    def predict(self, model, inputs):
         return self._task.predict(model, inputs)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator):
-        return self.train.batches(batch_size, generator)
+    def train_batches(self, batch_size: int, seed: int | None = None, start_step: int = 0):
+        """Endless training batches, reproducible from (seed, step); `seed` defaults to one derived from
+        the cell's seed. Restarting at `start_step` gives the batches a stream run to it would."""
+        return self._task.train_batches(self.train, batch_size, self._seed if seed is None else seed, start_step)
 
 
 class MetricOracle:
     """The task's target metric as a black box on the observation (val) split.
 
     - `query(model)`: the metric of the model on all of val; `query(model, batch_size=n)`: on a random
-      mini-batch of n val examples (drawn with the oracle's own seeded generator).
+      mini-batch of about n val examples, drawn by the task's rule (uniform; whole class groups for
+      retrieval, so Recall@K is defined) with the oracle's own seeded generator.
     - `score(predictions, targets)`: the metric of predictions the method made itself (e.g. on a
       training batch).
     Each call costs one query of `budget`; a call beyond it raises `BudgetExhausted`.
     `direction` is "lower" or "higher": methods must read it rather than assume one.
     """
 
-    def __init__(self, task, val, budget: int, seed: int):
+    def __init__(self, task, val, metric: str, budget: int, seed: int):
         self._task = task
         self._val = val
-        self.metric = task.target_metric
+        self.metric = metric
         self.direction = metric_lib.direction(self.metric)
         self.budget = budget
         self.spent = QueryCounter()
@@ -90,7 +112,7 @@ class MetricOracle:
         started = time.perf_counter()
         split = self._val
         if batch_size is not None and batch_size < len(split):
-            split = split.subset(torch.randperm(len(split), generator=self._generator)[:batch_size])
+            split = split.subset(self._task.sample_val(split, batch_size, self._generator))
         value = self._task.evaluate(model, split, (self.metric,))[self.metric]
         self._charge(len(split), started)
         return value
@@ -98,6 +120,6 @@ class MetricOracle:
     def score(self, predictions, targets) -> float:
         self._check_budget()
         started = time.perf_counter()
-        value = self._task.score(predictions, targets, (self.metric,))[self.metric]
+        value = self._task.score(predictions, targets, (self.metric,), device=self._val.device)[self.metric]
         self._charge(len(targets), started)
         return value

@@ -1,8 +1,13 @@
 """The shared starting checkpoint of a (task, seed): trained once, cached on disk, reused by every method.
 
-The cache key covers the task's name and options, the seed, the device type, the pretraining
-recipe and the code version (a hash of the task's source folder and of the training code), so changing any of them
-trains afresh instead of reusing a stale checkpoint.
+The cache key is what determines the trained weights: the task's name and options, the seed, the
+device type, the pretraining recipe, the task's explicit `version`, and a hash of the code that
+runs: the modules defining the task's class and its bases (its own module and its kind), the
+data-order code and the training loop. Adding another task file or editing a metric leaves it
+unchanged; a change to shared code elsewhere (a model module) is announced by bumping `version`.
+
+The checkpoint holds weights only: the `(pretrained)` metrics are recomputed by each cell with the
+current metric code, never read back from the cache.
 """
 
 from __future__ import annotations
@@ -10,21 +15,31 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import sys
+import time
 from pathlib import Path
 
 import torch
 
 import bench.training
+import tasks.sampling
+import tasks.splits
 from bench.files import atomic_write_bytes
 from bench.training import train_steps
+from tasks.sampling import mix_seed
+
+
+def code_files(task) -> list[Path]:
+    """The source files whose code decides what pretraining `task` produces."""
+    modules = {sys.modules[cls.__module__] for cls in type(task).__mro__ if cls.__module__ not in ("builtins", "abc")}
+    files = {Path(inspect.getsourcefile(m)) for m in modules}
+    files |= {Path(m.__file__) for m in (bench.training, tasks.sampling, tasks.splits)} | {Path(__file__)}
+    return sorted(files)
 
 
 def code_version(task) -> str:
-    """Hash of the source files that determine what pretraining produces."""
-    task_dir = Path(inspect.getsourcefile(type(task))).parent
-    files = sorted(task_dir.glob("*.py")) + [Path(bench.training.__file__), Path(__file__)]
     digest = hashlib.sha256()
-    for path in files:
+    for path in code_files(task):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -39,6 +54,7 @@ def checkpoint_key(task, seed: int, device_type: str) -> str:
         "seed": seed,
         "device": device_type,
         "recipe": task.pretrain.to_dict(),
+        "version": task.version,
         "code": code_version(task),
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
@@ -51,11 +67,11 @@ def seeded_model(task, seed: int) -> torch.nn.Module:
         return task.build_model()
 
 
-def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_dir: Path) -> tuple[dict, dict]:
+def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_dir: Path, progress=None) -> tuple[dict, dict]:
     """The (state dict, info) of the task's pretrained model for `seed`, training it if not cached.
 
-    Pretraining sees the train split only. `info` holds the key, the recipe and the starting model's
-    val and test metrics (for the table's "pretrained" row; never shown to a method).
+    Pretraining sees the train split only. `info` holds the key, the recipe and how long training
+    took. `progress(total)`, if given, returns a bar with `update(n)` and `close()`.
     """
     key = checkpoint_key(task, seed, torch.device(device).type)
     path = Path(cache_dir) / f"{task.name}-seed{seed}-{key}.pt"
@@ -63,14 +79,18 @@ def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_d
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return saved["state_dict"], saved["info"]
     model = seeded_model(task, seed).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    train_steps(model, task.loss, splits.train.batches(task.pretrain.batch_size, generator), task.pretrain)
-    info = {
-        "key": key,
-        "recipe": task.pretrain.to_dict(),
-        "val": task.evaluate(model, splits.val),
-        "test": task.evaluate(model, splits.test),
-    }
+    recipe = task.pretrain
+    batches = task.train_batches(splits.train, recipe.batch_size, mix_seed("pretrain batches", seed))
+    bar = progress(recipe.steps) if progress is not None else None
+    started = time.perf_counter()
+    try:
+        train_steps(model, task.loss, batches, recipe, on_step=(lambda _step, _loss: bar.update(1)) if bar else None)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)  # GPU work is asynchronous: time it when it is done
+    finally:
+        if bar is not None:
+            bar.close()
+    info = {"key": key, "recipe": recipe.to_dict(), "seconds": time.perf_counter() - started}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(path, lambda handle: torch.save({"state_dict": state, "info": info}, handle))
     return state, info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ from bench.suite import Suite
 from bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
 
 
+# Chosen by measurement on the 2-core development machine (README, "Performance"): see `--threads`.
+DEFAULT_THREADS = 1
+
+
 @dataclass
 class RunSettings:
     out_dir: Path
@@ -22,6 +27,7 @@ class RunSettings:
     data_dir: str | None = None
     cache_dir: Path | None = None
     quiet: bool = False
+    threads: int = DEFAULT_THREADS
 
 
 @dataclass
@@ -47,25 +53,50 @@ def check_device(device: str) -> None:
         raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
 
 
+def check_data(cells, env: CellEnv) -> None:
+    """Every task finds what it needs on disk, checked before anything runs (one line, exit 2 if not)."""
+    from tasks import create_task
+
+    seen = set()
+    for cell in cells:
+        key = (cell.task, json.dumps(cell.task_options, sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            create_task(cell.task, **cell.task_options).check_data(env.data_paths())
+
+
+def apply_threads(threads: int) -> int:
+    """Set PyTorch's intra-op threads (0: leave its default); return the number in effect."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
     out_dir = Path(settings.out_dir)
     ensure_writable_folder(out_dir, "output folder '{folder}' is not writable ({reason}); choose another with --out")
     if settings.data_dir is not None and not Path(settings.data_dir).is_dir():
         raise UsageError(f"--data-dir '{settings.data_dir}' is not a folder; point it at where the datasets live")
     check_device(settings.device)
+    if settings.threads < 0:
+        raise UsageError(f"--threads must be 0 (PyTorch's default) or more, got {settings.threads}")
     cells = suite.cells()  # validates every name and option before anything runs
-    uri = resolve_tracking_uri(settings.tracking_uri, out_dir)
-    check_tracking_uri(uri)
-
-    tracker = Tracker(uri, suite.name)
     env = CellEnv(
         device=settings.device,
         out_dir=str(out_dir),
-        cache_dir=str(settings.cache_dir or out_dir / "cache" / "pretrained"),
+        cache_dir=str(settings.cache_dir or out_dir / "cache"),
         data_dir=settings.data_dir,
         progress=not settings.quiet and sys.stderr.isatty(),
     )
-    env_tags = environment_tags(settings.device)
+    check_data(cells, env)
+    uri = resolve_tracking_uri(settings.tracking_uri, out_dir)
+    check_tracking_uri(uri)
+    threads = apply_threads(settings.threads)
+
+    tracker = Tracker(uri, suite.name)
+    env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
     tracker.start_invocation(
         params={
             "suite": suite.name,
@@ -73,7 +104,9 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
             "methods": ",".join(sorted({c.method for c in cells})),
             "seeds": ",".join(map(str, suite.seeds)),
             "cells": len(cells),
+            "targets": json.dumps({t: sorted({c.target for c in cells if c.task == t}) for t in sorted({c.task for c in cells})}),
             "device": settings.device,
+            "threads": threads,
             "out_dir": str(out_dir.resolve()),
         },
         tags=env_tags,
@@ -88,7 +121,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
                 skipped += 1
             else:
                 if bar is not None:
-                    bar.set_postfix_str(f"{cell.task}/{cell.method}/seed{cell.seed}")
+                    bar.set_postfix_str(f"{cell.task}/{cell.target}/{cell.method}/seed{cell.seed}")
                 record = run_cell(cell, env)
                 write_record(out_dir, record)
                 computed += 1

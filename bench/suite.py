@@ -8,10 +8,13 @@ A suite file::
     methods = "all"                     # or a list of names
     seeds = 3                           # N means seeds 0..N-1; or an explicit list [0, 7]
 
+    [targets]                           # optional: the metrics each task's cells optimise
+    digits = ["misclassification", "aucpr"]   # default: the task's first metric
+
     [budget]                            # optional: overrides each task's default budget
     steps = 100
     queries = 10
-    eval_every = 20                     # the uncounted val curve (0: a tenth of the steps)
+    eval_every = 20                     # the uncounted val curve (0: a tenth of the steps); not part of a cell's identity
 
     [task_options.digits]               # optional, per task
     width = 16
@@ -34,13 +37,17 @@ from bench.errors import UsageError
 from bench.registry import suggest
 from bench.training import Budget
 
-SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "budget", "task_options", "method_options"}
+SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "targets", "budget", "task_options", "method_options"}
 BUDGET_KEYS = {"steps", "queries", "eval_every"}
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (task, method, seed) run with everything that determines its result; picklable."""
+    """One (task, target metric, method, seed) run with everything that determines its result; picklable.
+
+    `eval_every` (the runner's val-curve interval) is how the cell is observed, not what it computes,
+    so it is left out of the cell's identity: changing it re-trains nothing.
+    """
 
     suite: str
     task: str
@@ -49,11 +56,14 @@ class Cell:
     method_options: dict[str, Any]
     seed: int
     budget: Budget
+    target: str
+    eval_every: int = 0
 
     def config(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "task_options": self.task_options,
+            "target": self.target,
             "method": self.method,
             "method_options": self.method_options,
             "seed": self.seed,
@@ -63,7 +73,7 @@ class Cell:
     @property
     def cell_id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.task}--{self.method}--seed{self.seed}--{digest}"
+        return f"{self.task}--{self.target}--{self.method}--seed{self.seed}--{digest}"
 
 
 @dataclass
@@ -73,6 +83,7 @@ class Suite:
     tasks: list[str]
     methods: list[str]
     seeds: list[int]
+    targets: dict[str, list[str]] = field(default_factory=dict)
     budget: dict[str, int] = field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -104,9 +115,10 @@ class Suite:
 
         task_names = TASKS.names() if self.tasks == ["all"] else self.tasks
         method_names = METHODS.names() if self.methods == ["all"] else self.methods
-        for registry, given in ((TASKS, self.task_options), (METHODS, self.method_options)):
+        for registry, given in ((TASKS, self.task_options), (METHODS, self.method_options), (TASKS, self.targets)):
             for key in given:
-                registry.entry(key)  # options for an unknown name are an error, not silently ignored
+                registry.entry(key)  # settings for an unknown name are an error, not silently ignored
+        eval_every = self.budget.get("eval_every", 0)
         cells = []
         for task_name in task_names:
             task_entry = TASKS.entry(task_name)
@@ -115,14 +127,27 @@ class Suite:
             budget = Budget(
                 steps=self.budget.get("steps", default_budget.steps),
                 queries=self.budget.get("queries", default_budget.queries),
-                eval_every=self.budget.get("eval_every", default_budget.eval_every),
             )
-            for method_name in method_names:
-                method_entry = METHODS.entry(method_name)
-                method_options = method_entry.resolve_options("method", self.method_options.get(method_name, {}))
-                for seed in self.seeds:
-                    cells.append(Cell(self.name, task_name, task_options, method_name, method_options, seed, budget))
+            for target in self._targets_of(task_name, task_entry.factory.metrics):
+                for method_name in method_names:
+                    method_entry = METHODS.entry(method_name)
+                    method_options = method_entry.resolve_options("method", self.method_options.get(method_name, {}))
+                    for seed in self.seeds:
+                        cells.append(
+                            Cell(self.name, task_name, task_options, method_name, method_options, seed, budget, target, eval_every)
+                        )
         return cells
+
+    def _targets_of(self, task_name: str, metrics: tuple[str, ...]) -> list[str]:
+        """The target metrics of a task's cells: the suite's `[targets]` entry, else its first metric."""
+        targets = self.targets.get(task_name, [metrics[0]])
+        for target in targets:
+            if target not in metrics:
+                raise UsageError(
+                    f"target '{target}' of task '{task_name}' is not one of its metrics{suggest(target, metrics)}; "
+                    f"its metrics are: {', '.join(metrics)}"
+                )
+        return list(dict.fromkeys(targets))
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -190,6 +215,15 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
             _fail(
                 source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}"
             )
+    targets = data.get("targets", {})
+    if not isinstance(targets, dict) or not all(
+        (isinstance(v, list) and v and all(isinstance(m, str) for m in v)) or isinstance(v, str) for v in targets.values()
+    ):
+        _fail(source, 'key \'targets\' must be a table of task = ["metric", ...], like [targets] then digits = ["aucpr"]')
+    targets = {task: [v] if isinstance(v, str) else list(v) for task, v in targets.items()}
+    for task in targets:
+        if data["tasks"] != "all" and task not in data["tasks"]:
+            _fail(source, f"[targets] names task '{task}', which the suite does not run (its tasks: {data['tasks']})")
     options = {}
     for key in ("task_options", "method_options"):
         table = data.get(key, {})
@@ -207,6 +241,7 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         tasks=_names(source, "tasks", data["tasks"]),
         methods=_names(source, "methods", data["methods"]),
         seeds=list(seeds),
+        targets=targets,
         budget=dict(budget),
         task_options=options["task_options"],
         method_options=options["method_options"],

@@ -30,7 +30,14 @@ class CellResult:
     reason: str
     metrics: dict[str, float]
     pretrained: dict[str, float]
-    directions: dict[str, str]
+    directions: dict[str, str]  # in the task's metric order; the first is its default target
+    target: str = ""
+
+    @property
+    def row(self) -> str:
+        """The table row: the method, marked with its target when that is not the task's default."""
+        default = next(iter(self.directions), "")
+        return self.method if not self.target or self.target == default else f"{self.method} → {self.target}"
 
 
 @dataclass
@@ -99,6 +106,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                 continue
             seen.add(cell_id)
             metrics = run.data.metrics
+            directions = json.loads(tags["metric_directions"])
+            order = json.loads(tags.get("metric_names", "null")) or list(directions)
             results.append(
                 CellResult(
                     task=tags["task"],
@@ -108,7 +117,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     reason=tags.get("failure_reason", ""),
                     metrics={k[5:]: v for k, v in metrics.items() if k.startswith("test/")},
                     pretrained={k[16:]: v for k, v in metrics.items() if k.startswith("pretrained_test/")},
-                    directions=json.loads(tags["metric_directions"]),
+                    directions={m: directions[m] for m in order},
+                    target=tags.get("target_metric", ""),
                 )
             )
         token = page.token
@@ -120,7 +130,7 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
 
 
 def build(results: list[CellResult]) -> Table:
-    results = sorted(results, key=lambda r: (r.task, r.method, r.seed))
+    results = sorted(results, key=lambda r: (r.task, r.method, r.target != next(iter(r.directions), ""), r.target, r.seed))
     columns: list[tuple[str, str, str]] = []
     for r in results:
         for metric, direction in r.directions.items():
@@ -130,7 +140,7 @@ def build(results: list[CellResult]) -> Table:
     pretrained_seen: set[tuple[str, int]] = set()
     failures = []
     for r in results:
-        cells = rows.setdefault(r.method, {})
+        cells = rows.setdefault(r.row, {})
         for metric in r.directions:
             stat = cells.setdefault((r.task, metric), Stat())
             if r.status == "ok":
@@ -142,7 +152,7 @@ def build(results: list[CellResult]) -> Table:
         if r.pretrained:
             pretrained_seen.add((r.task, r.seed))
         if r.status != "ok":
-            failures.append(f"{r.task} / {r.method} / seed {r.seed}: {r.reason or 'failed'}")
+            failures.append(f"{r.task} / {r.row} / seed {r.seed}: {r.reason or 'failed'}")
     if not rows[PRETRAINED_ROW]:
         del rows[PRETRAINED_ROW]
     return Table(columns, rows, failures)
@@ -171,15 +181,27 @@ def to_markdown(table: Table) -> str:
     text = "\n".join(lines) + "\n"
     text += (
         "\nmean ± sample std over seeds (n = finished seeds); best method per column in bold; "
-        "(pretrained) is the shared starting checkpoint.\n"
+        "(pretrained) is the shared starting checkpoint; a row `method → metric` optimised that metric, "
+        "other rows each task's first metric.\n"
     )
     if table.failures:
         text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)
     return text
 
 
+_LATEX_SPECIALS = (
+    ("\\", r"\textbackslash{}"),
+    ("_", r"\_"),
+    ("%", r"\%"),
+    ("&", r"\&"),
+    ("#", r"\#"),
+    ("$", r"\$"),
+    ("→", r"$\rightarrow$"),  # after "$", so its own dollars stay
+)
+
+
 def _latex_escape(text: str) -> str:
-    for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("$", r"\$")):
+    for char, repl in _LATEX_SPECIALS:
         text = text.replace(char, repl)
     return text
 

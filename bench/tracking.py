@@ -175,6 +175,7 @@ class Tracker:
             "seed": str(record["seed"]),
             "status": record["status"],
             "target_metric": record["target_metric"],
+            "metric_names": json.dumps(record["metric_names"]),
             "metric_directions": json.dumps(record["directions"]),
             **env_tags,
             "device": record["device"],
@@ -184,13 +185,17 @@ class Tracker:
         if self.parent_id:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(
-            self.experiment_id, run_name=f"{record['task']}/{record['method']}/seed{record['seed']}", tags=tags
+            self.experiment_id,
+            run_name=f"{record['task']}/{record['target_metric']}/{record['method']}/seed{record['seed']}",
+            tags=tags,
         )
         run_id = run.info.run_id
         params = {
             "task": record["task"],
+            "target": record["target_metric"],
             "method": record["method"],
             "seed": record["seed"],
+            "eval_every": record.get("eval_every", 0),
             **{f"budget.{k}": v for k, v in record["budget"].items()},
             **_flatten("task", record["task_options"]),
             **_flatten("method", record["method_options"]),
@@ -247,7 +252,10 @@ def _curve_plot(record: dict, folder: Path) -> Path | None:
     if history.get("loss"):
         axes[1].plot(range(1, len(history["loss"]) + 1), history["loss"], lw=0.8)
     axes[1].set(title="train loss", xlabel="step")
-    fig.suptitle(f"{record['task']} / {record['method']} / seed {record['seed']} ({record['status']})", fontsize=9)
+    fig.suptitle(
+        f"{record['task']} / target {record['target_metric']} / {record['method']} / seed {record['seed']} ({record['status']})",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = folder / "curves.png"
     fig.savefig(path, dpi=90)

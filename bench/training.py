@@ -31,13 +31,14 @@ class Budget:
 
     steps: int
     queries: int
-    eval_every: int = 0  # the runner's uncounted val curve: every N steps (0: a tenth of the steps)
-
-    def curve_interval(self) -> int:
-        return self.eval_every or max(1, self.steps // 10)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def curve_interval(eval_every: int, steps: int) -> int:
+    """Steps between points of the runner's val curve (`eval_every`; 0: a tenth of the steps)."""
+    return eval_every or max(1, steps // 10)
 
 
 def make_optimizer(params, recipe: TrainRecipe) -> torch.optim.Optimizer:

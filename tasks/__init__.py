@@ -8,7 +8,13 @@ from bench.registry import Option, Registry
 
 TASKS = Registry(
     "task",
-    builtin_modules=("tasks.digits", "tasks.breast_cancer", "tasks.synthetic_binary"),
+    builtin_modules=(
+        "tasks.digits",
+        "tasks.breast_cancer",
+        "tasks.synthetic_binary",
+        "tasks.glyphs_retrieval",
+        "tasks.shapes_detection",
+    ),
     entry_point_group="metricbench.tasks",
 )
 

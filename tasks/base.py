@@ -1,169 +1,202 @@
-"""The task API: splits, the `Task` base class and the classification kind.
+"""The task API: the `Task` base class every kind of task (classification, tabular, retrieval,
+detection) builds on, loss families with named parameters, and what a task needs from disk.
 
 A task object holds only its options; its data lives in the `Splits` that `load_splits` returns, so
 handing a method the task (through a `TaskView`) never hands it the test split.
+
+The model interface is split in three so methods can change the loss or read predictions without a
+second forward pass: `forward(model, batch)` gives the raw outputs of one training forward;
+`loss_family()(outputs, targets, params)` the surrogate loss with given parameters;
+`predictions(outputs)` what the metrics score, from the same outputs. `train_step` runs all three.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from bench.errors import UsageError
 from bench.training import Budget, TrainRecipe
 from tasks import metrics as metric_lib
+from tasks.sampling import IndexStream, ShuffledBatches
+from tasks.splits import Batch, Split, Splits
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where a task finds its data: the user's `--data-dir` (downloaded datasets, or None), and a
+    folder the harness owns where embedded tasks write data they generate (shared between runs)."""
+
+    data_dir: Path | None
+    generated_dir: Path
+
+
+class LossFamily(abc.ABC):
+    """A surrogate loss with named parameters that a method may change (Adaptive Loss Alignment
+    adapts them). Hooks: `init_params()` (the values that give the task's plain surrogate loss) and
+    `__call__(outputs, targets, params=None)` (params None: the initial values, fastest path)."""
+
+    @abc.abstractmethod
+    def init_params(self) -> dict[str, torch.Tensor]: ...
+
+    @abc.abstractmethod
+    def __call__(self, outputs: Any, targets: Any, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor: ...
 
 
 @dataclass
-class TensorSplit:
-    """One split held as tensors: `inputs` (N, ...) and `targets` (N,); kept on one device."""
+class TrainStep:
+    """What one training forward gives: the loss, the raw outputs, differentiable predictions (what
+    the metrics score; None where the model gives none in train mode) and the batch's targets."""
 
-    inputs: torch.Tensor
-    targets: torch.Tensor
-
-    def __post_init__(self):
-        if len(self.inputs) != len(self.targets):
-            raise ValueError(f"split has {len(self.inputs)} inputs but {len(self.targets)} targets")
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def to(self, device) -> TensorSplit:
-        return TensorSplit(self.inputs.to(device), self.targets.to(device))
-
-    def subset(self, indices: torch.Tensor) -> TensorSplit:
-        indices = indices.to(self.targets.device)
-        return TensorSplit(self.inputs[indices], self.targets[indices])
-
-    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless shuffled mini-batches (a fresh permutation each epoch; the last partial batch dropped).
-
-        Indexing happens where the data lives, so data kept on the GPU never crosses to the CPU.
-        """
-        n = len(self)
-        batch_size = min(batch_size, n)
-        while True:
-            order = torch.randperm(n, generator=generator).to(self.targets.device)
-            for start in range(0, n - batch_size + 1, batch_size):
-                idx = order[start : start + batch_size]
-                yield self.inputs[idx], self.targets[idx]
-
-
-@dataclass
-class Splits:
-    """train (for gradients), val (the observation split for metric queries), test (final evaluation only)."""
-
-    train: TensorSplit
-    val: TensorSplit
-    test: TensorSplit
-
-    def to(self, device) -> Splits:
-        return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
-
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+    loss: torch.Tensor
+    outputs: Any
+    predictions: Any
+    targets: Any
 
 
 class Task(abc.ABC):
     """A benchmark task. Register a subclass with `@register_task(name, description, options)`.
 
-    Hooks to implement:
-    - `load_splits(data_dir)`: return `Splits`; deterministic for the task's options (the split is
-      fixed by the data, not by the run seed, so every seed is scored on the same test set).
+    A concrete task usually subclasses a kind (`ClassificationTask`, `TabularTask`, `RetrievalTask`,
+    `DetectionTask`), which provides the model interface, and implements:
+    - `load_splits(paths)`: return `Splits` (train / val / test); deterministic for the task's
+      options: the split is fixed by the data, not by the run seed, so every seed is scored on the
+      same test set. `paths.data_dir` is the user's data folder, `paths.generated_dir` a folder for
+      data the task generates.
     - `build_model()`: a freshly initialised model (the runner seeds the RNG before calling it).
-    - `loss(model, batch)`: the surrogate loss of one training batch, a scalar tensor.
-    - `predict(model, inputs)`: what the metrics score for a batch of inputs (e.g. probabilities).
 
-    Class attributes to set:
-    - `kind`: "classification" (later "retrieval", "detection"): what predictions look like.
-    - `metrics`: metric names from `tasks.metrics`, the first one is the target a method optimises.
+    A kind implements the model interface:
+    - `forward(model, batch)`: raw outputs of one training forward pass.
+    - `loss_family()`: the `LossFamily` whose initial parameters give the surrogate loss.
+    - `predictions(outputs)`: what the metrics score, from `forward`'s outputs (None if unavailable).
+    - `predict(model, inputs)`: predictions for a batch of inputs in eval mode.
+    and may override `train_stream` (which examples form a batch), `sample_val` (which val examples
+    form an oracle mini-batch), `collate` (joining per-batch predictions) and `score`.
+
+    Class attributes:
+    - `kind`: "classification", "retrieval" or "detection".
+    - `metrics`: metric names from `tasks.metrics`; the first is the default target (a suite may
+      name other targets among them).
     - `metric_options`: per-metric options, e.g. {"aucpr": {"average": "macro"}}.
     - `pretrain`: the `TrainRecipe` that makes the shared starting checkpoint.
+    - `finetune`: the recipe a loss-based method starts from (its steps are the budget's); default:
+      the pretraining recipe at a tenth of its learning rate.
     - `budget`: the default finetuning `Budget`.
-    - `requires_data`: whether `load_splits` needs a `--data-dir`.
+    - `requires_data`: whether `load_splits` needs the user's `--data-dir`.
+    - `version`: bump it when a change outside the task's own module (a shared model, a data file)
+      changes what pretraining produces; the checkpoint cache key includes it.
     """
 
-    kind: str = "classification"
-    metrics: tuple[str, ...] = ()
-    metric_options: dict[str, dict[str, Any]] = {}
-    pretrain: TrainRecipe = TrainRecipe(steps=100)
-    budget: Budget = Budget(steps=100, queries=10)
-    requires_data: bool = False
-    eval_batch_size: int = 1024
+    kind: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    metric_options: ClassVar[dict[str, dict[str, Any]]] = {}
+    pretrain: ClassVar[TrainRecipe] = TrainRecipe(steps=100)
+    finetune: ClassVar[TrainRecipe | None] = None
+    budget: ClassVar[Budget] = Budget(steps=100, queries=10)
+    requires_data: ClassVar[bool] = False
+    version: ClassVar[str] = "1"
+    eval_batch_size: ClassVar[int] = 1024
 
     def __init__(self, **options: Any):
         self.options = dict(options)
         self.name = getattr(type(self), "registered_name", type(self).__name__)
 
-    # ---- hooks
+    # ---- hooks of a concrete task
     @abc.abstractmethod
-    def load_splits(self, data_dir: str | None) -> Splits: ...
+    def load_splits(self, paths: DataPaths) -> Splits: ...
 
     @abc.abstractmethod
     def build_model(self) -> nn.Module: ...
 
+    # ---- hooks of a kind
     @abc.abstractmethod
-    def loss(self, model: nn.Module, batch) -> torch.Tensor: ...
+    def forward(self, model: nn.Module, batch: Batch) -> Any: ...
 
     @abc.abstractmethod
-    def predict(self, model: nn.Module, inputs) -> torch.Tensor: ...
+    def loss_family(self) -> LossFamily: ...
+
+    @abc.abstractmethod
+    def predictions(self, outputs: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def predict(self, model: nn.Module, inputs: Any) -> Any: ...
+
+    def train_stream(self, split: Split, batch_size: int, seed: int) -> IndexStream:
+        """Which examples form each training batch (default: uniformly shuffled epochs)."""
+        return ShuffledBatches(len(split), batch_size, seed)
+
+    def sample_val(self, split: Split, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices of an oracle mini-batch of `n` val examples (default: uniform, no repeats)."""
+        return torch.randperm(len(split), generator=generator)[:n]
+
+    def collate(self, chunks: list) -> Any:
+        """Join per-batch predictions or targets: tensors are concatenated, lists chained."""
+        if chunks and isinstance(chunks[0], torch.Tensor):
+            return torch.cat(chunks)
+        return [item for chunk in chunks for item in chunk]
+
+    def check_data(self, paths: DataPaths) -> None:
+        """Raise `UsageError` (one line: the task, what is missing, how to fix it) before anything runs."""
+        if self.requires_data and paths.data_dir is None:
+            raise UsageError(f"task '{self.name}' reads its dataset from disk: pass --data-dir DIR, the folder that holds it")
 
     # ---- provided
     @property
-    def target_metric(self) -> str:
+    def finetune_recipe(self) -> TrainRecipe:
+        return self.finetune or replace(self.pretrain, lr=self.pretrain.lr / 10)
+
+    @property
+    def default_target(self) -> str:
         return self.metrics[0]
 
     def metric_directions(self) -> dict[str, str]:
         return {m: metric_lib.direction(m) for m in self.metrics}
 
+    def _surrogate(self) -> LossFamily:
+        family = self.__dict__.get("_surrogate_family")
+        if family is None:  # built once: the training path calls it every step
+            family = self.__dict__["_surrogate_family"] = self.loss_family()
+        return family
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The plain surrogate loss of one batch (the loss family at its initial parameters)."""
+        return self._surrogate()(self.forward(model, batch), batch.targets)
+
+    def train_step(self, model: nn.Module, batch: Batch, loss_params: dict[str, torch.Tensor] | None = None) -> TrainStep:
+        """Loss (with `loss_params`, default the initial ones), predictions and targets from one forward."""
+        outputs = self.forward(model, batch)
+        loss = self._surrogate()(outputs, batch.targets, loss_params)
+        return TrainStep(loss, outputs, self.predictions(outputs), batch.targets)
+
+    def train_batches(self, split: Split, batch_size: int, seed: int, start_step: int = 0):
+        """Endless training batches; the same (seed, step) always gives the same batch."""
+        return split.train_batches(self.train_stream(split, batch_size, seed), start_step)
+
     @torch.no_grad()
-    def predict_split(self, model: nn.Module, split: TensorSplit) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions for a whole split in eval mode (the model's mode is restored afterwards)."""
+    def predict_split(self, model: nn.Module, split: Split) -> tuple[Any, Any]:
+        """(predictions, targets) for a whole split in eval mode (the model's mode is restored afterwards)."""
         was_training = model.training
         model.eval()
+        predictions, targets = [], []
         try:
-            outputs = [
-                self.predict(model, split.inputs[i : i + self.eval_batch_size])
-                for i in range(0, len(split), self.eval_batch_size)
-            ]
+            for batch in split.eval_batches(self.eval_batch_size):
+                predictions.append(self.predict(model, batch.inputs))
+                targets.append(batch.targets)
         finally:
             model.train(was_training)
-        return torch.cat(outputs), split.targets
+        return self.collate(predictions), self.collate(targets)
 
-    def score(self, predictions, targets, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
-        """The task's metrics (or the named subset) on predictions and their targets."""
+    def score(self, predictions, targets, metrics: tuple[str, ...] | None = None, device=None) -> dict[str, float]:
+        """The task's metrics (or the named subset) on predictions and their targets, computed on `device`."""
         return {
             m: metric_lib.compute(m, predictions, targets, **self.metric_options.get(m, {})) for m in (metrics or self.metrics)
         }
 
-    def evaluate(self, model: nn.Module, split: TensorSplit, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
-        return self.score(*self.predict_split(model, split), metrics)
-
-
-class ClassificationTask(Task):
-    """Classification on tensors: binary tasks have one output logit (logistic loss, predictions are
-    positive-class probabilities), multi-class tasks have C logits (cross-entropy, softmax)."""
-
-    kind = "classification"
-    num_classes: int = 2
-
-    @property
-    def binary(self) -> bool:
-        return self.num_classes == 2
-
-    def loss(self, model, batch):
-        inputs, targets = batch
-        logits = model(inputs)
-        if self.binary:
-            return nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), targets.to(logits.dtype))
-        return nn.functional.cross_entropy(logits, targets)
-
-    def predict(self, model, inputs):
-        logits = model(inputs)
-        if self.binary:
-            return torch.sigmoid(logits.reshape(-1))
-        return torch.softmax(logits, dim=1)
+    def evaluate(self, model: nn.Module, split: Split, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
+        """The metrics of `model` on a whole split, computed where the split's batches land."""
+        return self.score(*self.predict_split(model, split), metrics, device=split.device)

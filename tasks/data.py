@@ -1,39 +1,56 @@
-"""Turning an in-memory (features, labels) dataset into fixed, stratified train / val / test splits."""
+"""Fixed splits of a dataset into train / val / test, decided by the data and a split seed (never the run seed).
+
+- `stratified_split`: carve test (unless the dataset has an official test set) and then val out of
+  labelled examples, each stratified by label.
+- `class_disjoint_split`: whole classes go to train, val or test (retrieval: test classes are never
+  seen in training, as in Stanford Online Products).
+- `standardize`: scale features with the training part's statistics only.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.model_selection import train_test_split
 
-from tasks.base import Splits, TensorSplit
+
+def stratified_split(
+    labels: np.ndarray, test_fraction: float, val_fraction: float, split_seed: int, has_test: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (train, val, test) into `labels`: test is `test_fraction` of all examples, val
+    `val_fraction` of the rest, both stratified. With `has_test` (an official test file), test is
+    empty and only val is carved."""
+    everything = np.arange(len(labels))
+    if has_test:
+        rest, test = everything, everything[:0]
+    else:
+        rest, test = train_test_split(everything, test_size=test_fraction, stratify=labels, random_state=split_seed)
+    train, val = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=split_seed + 1)
+    return train, val, test
 
 
-def stratified_splits(
-    features: np.ndarray,
-    labels: np.ndarray,
-    test_fraction: float,
-    val_fraction: float,
-    split_seed: int,
-    standardize: bool = True,
-) -> Splits:
-    """Carve test from the data, then val from what is left; both stratified by label.
+def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """`train` and `others` scaled by the mean and std of `train` (per feature; per array for images),
+    so nothing about val or test leaks into the inputs."""
+    axes = 0 if train.ndim == 2 else tuple(range(train.ndim))
+    mean, std = train.mean(axis=axes), train.std(axis=axes) + 1e-8
+    return [(x - mean) / std for x in (train, *others)]
 
-    Standardisation uses the mean and std of the training part only, so nothing about val or test
-    leaks into the inputs.
+
+def class_disjoint_split(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, split_seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (train, val, test) into `labels` such that no class has examples in two of them.
+
+    Classes (not examples) are shuffled with `split_seed`; the first `test_fraction` of them go to
+    test, the next `val_fraction` to val, the rest to train. Each split gets at least one class.
     """
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        features, labels, test_size=test_fraction, stratify=labels, random_state=split_seed
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_fraction, stratify=y_rest, random_state=split_seed + 1
-    )
-    if standardize:
-        axes = 0 if x_train.ndim == 2 else tuple(range(x_train.ndim))
-        mean, std = x_train.mean(axis=axes), x_train.std(axis=axes) + 1e-8
-        x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
-
-    def split(x, y):
-        return TensorSplit(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
-
-    return Splits(split(x_train, y_train), split(x_val, y_val), split(x_test, y_test))
+    classes = np.unique(labels)
+    if len(classes) < 3:
+        raise ValueError(f"a class-disjoint split needs at least 3 classes, got {len(classes)}")
+    shuffled = np.random.default_rng(split_seed).permutation(classes)
+    n_test = max(1, round(test_fraction * len(classes)))
+    n_val = max(1, round(val_fraction * len(classes)))
+    if n_test + n_val >= len(classes):
+        raise ValueError(f"val and test fractions leave no training class out of {len(classes)}")
+    groups = shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
+    return tuple(np.flatnonzero(np.isin(labels, group)) for group in groups)

@@ -1,17 +1,21 @@
 """`digits`: scikit-learn's bundled handwritten digits (1,797 real 8x8 images, 10 classes), small ResNet.
 
 Stands in for cifar10 / imagenet: an image classifier judged on misclassification rate and AUCPR.
+Images are kept as uint8 (grey levels 0-16) on the device; the model scales them.
 """
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from sklearn.datasets import load_digits
 
 from bench.training import Budget, TrainRecipe
 from tasks import Option, register_task
-from tasks.base import ClassificationTask
-from tasks.data import stratified_splits
+from tasks.classification import ClassificationTask
+from tasks.data import stratified_split
 from tasks.models import SmallResNet
+from tasks.splits import Splits, TensorSplit
 
 
 @register_task(
@@ -31,12 +35,14 @@ class DigitsTask(ClassificationTask):
     pretrain = TrainRecipe(steps=150, batch_size=64, optimizer="adam", lr=3e-3)
     budget = Budget(steps=100, queries=10)
 
-    def load_splits(self, data_dir=None):
+    def load_splits(self, paths):
         digits = load_digits()
-        images = digits.images.reshape(-1, 1, 8, 8) / 16.0
+        images = torch.as_tensor(digits.images.reshape(-1, 1, 8, 8).astype(np.uint8))
+        labels = torch.as_tensor(digits.target, dtype=torch.int64)
         o = self.options
-        return stratified_splits(images, digits.target, o["test_fraction"], o["val_fraction"], o["split_seed"])
+        parts = stratified_split(digits.target, o["test_fraction"], o["val_fraction"], o["split_seed"])
+        return Splits(*(TensorSplit(images[idx], labels[idx]) for idx in map(torch.as_tensor, parts)))
 
     def build_model(self):
         w = self.options["width"]
-        return SmallResNet(in_channels=1, num_classes=self.num_classes, widths=(w, 2 * w))
+        return SmallResNet(in_channels=1, num_classes=self.num_classes, widths=(w, 2 * w), input_scale=1 / 16)

@@ -27,10 +27,17 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """A CIFAR-style ResNet scaled down for 8x8 inputs: a stem, one block per stage, global pooling."""
+    """A CIFAR-style ResNet scaled down for 8x8 inputs: a stem, one block per stage, global pooling.
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (16, 32)):
+    Inputs may be integer pixels (kept as uint8 on the device): they are converted to float and
+    multiplied by `input_scale`; the stem's BatchNorm standardises what follows.
+    """
+
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (16, 32), input_scale: float = 1.0
+    ):
         super().__init__()
+        self.input_scale = input_scale
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
         blocks, channels = [], widths[0]
         for i, width in enumerate(widths):
@@ -40,7 +47,7 @@ class SmallResNet(nn.Module):
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, x):
-        x = self.blocks(self.stem(x))
+        x = self.blocks(self.stem(x.float() * self.input_scale))
         return self.head(x.mean(dim=(2, 3)))
 
 
@@ -58,3 +65,41 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+class EmbeddingCNN(nn.Module):
+    """Image -> embedding for metric learning: conv-BatchNorm-ReLU stages, global average pooling, a linear head.
+
+    Each stage after the first halves the resolution (stride-2 convolution) and is followed by a
+    stride-1 convolution. The output is NOT L2-normalised: the retrieval metrics and the metric-
+    learning loss normalise, and leaving it to them keeps the norm available to methods that want it.
+
+    Inputs may be uint8 pixels or floats on the 0-255 scale: the first step converts to float,
+    scales by 1/255 and standardises with fixed constants (`input_mean`, `input_std`, on the 0-1
+    scale), so a task can keep its images as uint8 on the device (4x less memory and transfer)
+    and no statistics need to be fitted or stored with the data. The defaults are the pixel mean and
+    std of the default glyphs (`tasks.glyphs_data.make_glyphs`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        embedding_dim: int = 64,
+        widths: tuple[int, ...] = (16, 32, 64),
+        input_mean: float = 0.23,
+        input_std: float = 0.25,
+    ):
+        super().__init__()
+        self.input_mean, self.input_std = input_mean, input_std
+        layers, channels = [], in_channels
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers += [nn.Conv2d(channels, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, embedding_dim)
+
+    def forward(self, x):
+        x = (x.float() / 255.0 - self.input_mean) / self.input_std
+        return self.head(self.features(x).mean(dim=(2, 3)))

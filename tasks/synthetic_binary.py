@@ -9,40 +9,37 @@ from sklearn.datasets import make_classification
 
 from bench.training import Budget, TrainRecipe
 from tasks import Option, register_task
-from tasks.base import ClassificationTask
-from tasks.data import stratified_splits
-from tasks.models import MLP
+from tasks.tabular import TabularArrays, TabularTask, tabular_options
 
 
 @register_task(
     "synthetic-binary",
     "seeded make_classification, a9a-like (123 features, ~24% positives, 8,000 test), MLP",
-    options={
-        "data_seed": Option(int, 0, "seed of the generated data and its split (not the run seed)"),
-        "samples": Option(int, 40_000, "examples generated in all (test is a fifth of them)"),
-        "hidden": Option(int, 128, "width of the hidden layer"),
-    },
+    options=tabular_options(
+        test_fraction=0.2,
+        val_fraction=0.125,
+        hidden=128,
+        data_seed=Option(int, 0, "seed of the generated data (not the run seed)"),
+        samples=Option(int, 40_000, "examples generated in all (test is test_fraction of them)"),
+    ),
 )
-class SyntheticBinaryTask(ClassificationTask):
+class SyntheticBinaryTask(TabularTask):
+    num_features = 123
     num_classes = 2
     metrics = ("misclassification", "f1-error", "aucpr")
     pretrain = TrainRecipe(steps=300, batch_size=256, optimizer="adam", lr=1e-3)
     budget = Budget(steps=100, queries=10)
 
-    def load_splits(self, data_dir=None):
-        o = self.options
+    def load_arrays(self, paths):
         features, labels = make_classification(
-            n_samples=o["samples"],
-            n_features=123,
+            n_samples=self.options["samples"],
+            n_features=self.num_features,
             n_informative=24,
             n_redundant=12,
             n_clusters_per_class=3,
             weights=[0.76],
             flip_y=0.03,
             class_sep=0.8,
-            random_state=o["data_seed"],
+            random_state=self.options["data_seed"],
         )
-        return stratified_splits(features, labels, 0.2, 0.125, o["data_seed"])
-
-    def build_model(self):
-        return MLP(123, (self.options["hidden"],), 1)
+        return TabularArrays(features, labels)

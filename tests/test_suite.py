@@ -37,7 +37,7 @@ def test_cells_are_picklable_and_their_id_follows_the_config():
     (a,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
     assert pickle.loads(pickle.dumps(a)) == a
     (b,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"], steps=9).cells()
-    assert a.cell_id != b.cell_id and a.cell_id.startswith("digits--surrogate--seed0--")
+    assert a.cell_id != b.cell_id and a.cell_id.startswith("digits--misclassification--surrogate--seed0--")
 
 
 def test_options_from_the_suite_reach_the_cell(tmp_path):
