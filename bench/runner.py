@@ -144,6 +144,9 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
     table = tables.build(results)
     for fmt, render in tables.RENDERERS.items():
         (out_dir / f"table.{tables.EXTENSIONS[fmt]}").write_text(render(table))
+    # what produced the tables, beside them (git commit, versions, CPU, threads)
+    environment = {"suite": suite.name, **{k: v for k, v in env_tags.items() if k != "host"}}
+    (out_dir / "environment.json").write_text(json.dumps(environment, indent=1, sort_keys=True) + "\n")
     return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(table))
 
 

@@ -78,6 +78,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (numbers computed on the CPU are reproducible bit for bit on the same kind)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_tags(device: str) -> dict[str, str]:
     import mlflow
     import numpy
@@ -87,6 +98,8 @@ def environment_tags(device: str) -> dict[str, str]:
     return {
         "git_commit": git_commit(),
         "device": device,
+        "cpu": cpu_model(),
+        "cpu_count": str(os.cpu_count()),
         "metricbench_version": bench.__version__,
         "python_version": platform.python_version(),
         "torch_version": torch.__version__,

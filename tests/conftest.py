@@ -54,3 +54,20 @@ def temporary_method():
     yield register
     for name in added:
         METHODS.unregister(name)
+
+
+@pytest.fixture
+def temporary_task():
+    """Register test-only tasks (e.g. a built-in task with a tiny pretraining recipe) and remove them afterwards."""
+    from tasks import TASKS
+
+    added = []
+
+    def register(name, cls, options=None):
+        TASKS.register(name, f"test task {name}", options)(cls)
+        added.append(name)
+        return cls
+
+    yield register
+    for name in added:
+        TASKS.unregister(name)

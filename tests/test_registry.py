@@ -38,7 +38,7 @@ def test_option_type_and_choices_are_checked():
         create_task("digits", width="wide")
     with pytest.raises(UsageError, match="must be int, got True"):
         create_task("digits", width=True)
-    with pytest.raises(UsageError, match="must be one of 'sgd', 'adam'"):
+    with pytest.raises(UsageError, match="must be one of 'task', 'sgd', 'adam'"):
         create_method("surrogate", optimizer="lbfgs")
 
 

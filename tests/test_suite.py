@@ -20,16 +20,18 @@ def _parse(text, tmp_path):
 def test_builtin_suites_expand_to_the_full_grid():
     quick = load_suite("quick")
     cells = quick.cells()
-    assert len(cells) == 3 * 3 * len(list_methods())  # all embedded tasks x 3 seeds x every registered method
-    assert {c.task for c in cells} == {"digits", "breast-cancer", "synthetic-binary"}
+    # every embedded task (digits with two targets) x 3 seeds x every registered method
+    assert len(cells) == 6 * 3 * len(list_methods())
+    assert {c.task for c in cells} == {"digits", "breast-cancer", "synthetic-binary", "glyphs-retrieval", "shapes-detection"}
+    assert {c.target for c in cells if c.task == "digits"} == {"misclassification", "aucpr"}
     assert sorted({c.seed for c in cells}) == [0, 1, 2]
 
 
 def test_overrides_narrow_the_grid_and_set_the_budget():
-    cells = load_suite("quick").select(tasks=["digits"], methods=["surrogate"], seeds=2, steps=7).cells()
+    cells = load_suite("quick").select(tasks=["breast-cancer"], methods=["surrogate"], seeds=2, steps=7).cells()
     assert [(c.task, c.method, c.seed, c.budget.steps) for c in cells] == [
-        ("digits", "surrogate", 0, 7),
-        ("digits", "surrogate", 1, 7),
+        ("breast-cancer", "surrogate", 0, 7),
+        ("breast-cancer", "surrogate", 1, 7),
     ]
 
 

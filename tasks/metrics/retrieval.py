@@ -32,6 +32,11 @@ CHUNK_BYTES = 256 * 2**20
 RECALL_KS = (1, 2, 4, 8, 10, 16, 32, 100, 1000)
 
 
+def _auto_device(embeddings: torch.Tensor) -> torch.device:
+    """Where `device="auto"` computes: the GPU when one is present and the inputs are on the CPU."""
+    return torch.device("cuda") if embeddings.device.type == "cpu" and torch.cuda.is_available() else embeddings.device
+
+
 def _prepare(metric: str, embeddings, labels, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     embeddings = as_tensor(embeddings)
     if not torch.is_floating_point(embeddings):
@@ -45,10 +50,7 @@ def _prepare(metric: str, embeddings, labels, device: str) -> tuple[torch.Tensor
         raise MetricError(f"{metric}: needs at least 2 items, got {embeddings.shape[0]}")
     if torch.isnan(embeddings).any():
         raise MetricError(f"{metric}: embeddings contain NaN (did the model diverge?)")
-    if device == "auto":
-        target = torch.device("cuda") if embeddings.device.type == "cpu" and torch.cuda.is_available() else embeddings.device
-    else:
-        target = torch.device(device)
+    target = _auto_device(embeddings) if device == "auto" else torch.device(device)
     embeddings = torch.nn.functional.normalize(embeddings.to(target), dim=1)
     return embeddings, labels.to(device=target, dtype=torch.int64)
 

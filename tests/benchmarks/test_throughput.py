@@ -5,7 +5,8 @@ method through `run_finetune`, with the step hook, budget checks and divergence 
 preceded by a round of the bare loop, so drift of the machine hits both alike. The ratio is
 bare seconds / runner seconds (1.0 = no overhead); the target is >= 0.95. The runner's uncounted val
 curve is measured separately ("with curve"): it is evaluation, not training, and its cost is set by
-`budget.eval_every`.
+`budget.eval_every`. The device-resident transform path (a batched random crop on the device) is
+measured against the same batches without it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ import torch
 from bench.cell import CellEnv, prepare_finetune
 from bench.context import FinetuneContext
 from bench.suite import load_suite
-from bench.training import Budget, TrainRecipe, make_optimizer, make_scheduler
+from bench.training import Budget, make_optimizer, make_scheduler
 from methods import create_method
+from tasks import TASKS
 from methods.base import run_finetune
+from methods.surrogate import finetune_recipe
+from tasks.sampling import ShuffledBatches
+from tasks.splits import TensorSplit
 
 STEPS = 150
 ROUNDS = 7
@@ -59,22 +64,16 @@ def test_runner_throughput_vs_bare_loop(benchmark, tmp_path, task, curve):
     cell = type(cell)(
         **{
             **cell.__dict__,
-            "task_options": {**cell.task_options, **({"width": 16} if task == "digits" else {})},
+            "task": task,
+            "task_options": TASKS.entry(task).resolve_options("task", {}),
+            "target": TASKS.entry(task).factory.metrics[0],
             "budget": budget,
         }
     )
     method = create_method("surrogate")
-    o = method.options
-    recipe = TrainRecipe(
-        steps=STEPS,
-        batch_size=o["batch_size"],
-        optimizer=o["optimizer"],
-        lr=o["lr"],
-        momentum=o["momentum"],
-        schedule=o["schedule"],
-    )
     env = CellEnv(device="auto", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     prepared = prepare_finetune(cell, env)
+    recipe = finetune_recipe(method.options, prepared.view.finetune_recipe, STEPS)
     state = {k: v.clone() for k, v in prepared.model.state_dict().items()}
     monitor = (lambda m: prepared.task.evaluate(m, prepared.splits.val)) if curve else None
     bare_seconds = []
@@ -91,7 +90,7 @@ def test_runner_throughput_vs_bare_loop(benchmark, tmp_path, task, curve):
         bare_loop(model, prepared.splits.train, recipe.batch_size, recipe, cell.seed)
         _sync()
         bare_seconds.append(time.perf_counter() - started)
-        ctx = FinetuneContext(budget, prepared.ctx.device, cell.seed, monitor=monitor)
+        ctx = FinetuneContext(budget, prepared.ctx.device, cell.seed, monitor=monitor, curve_every=15)
         return (fresh_model(), ctx), {}
 
     def runner(model, ctx):
@@ -124,3 +123,30 @@ def test_runner_throughput_vs_bare_loop(benchmark, tmp_path, task, curve):
 def _sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("transform", [False, True], ids=["plain", "random-crop"])
+def test_device_resident_batches_with_and_without_the_batched_transform(benchmark, tmp_path, transform):
+    """glyphs-retrieval's training split (uint8 on the device): 300 batches of 64, with its batched
+    random crop (padding 2) or without; the data path alone, then one training step per batch."""
+    (cell,) = load_suite("quick").select(tasks=["glyphs-retrieval"], methods=["surrogate"], seeds=1).cells()
+    env = CellEnv(device="auto", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    prepared = prepare_finetune(cell, env)
+    train = prepared.splits.train
+    split = train if transform else TensorSplit(train.inputs, train.targets)
+    stream_steps = 300
+
+    def data_path():
+        batches = split.train_batches(ShuffledBatches(len(split), 64, seed=0))
+        for _ in range(stream_steps):
+            batch = next(batches)
+        _sync()
+        return batch
+
+    benchmark.pedantic(data_path, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    per_batch_us = benchmark.stats.stats.median / stream_steps * 1e6
+    benchmark.extra_info.update({"device": str(prepared.ctx.device), "batches": stream_steps, "us_per_batch": per_batch_us})
+    print(
+        f"\nglyphs-retrieval batches on {prepared.ctx.device}, {'random crop' if transform else 'no transform'}: "
+        f"{per_batch_us:.0f} us per batch of 64 ({stream_steps / benchmark.stats.stats.median:.0f} batches/s)"
+    )
