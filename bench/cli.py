@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="PyTorch CPU threads (default: 1, measured fastest on a 2-core machine; 0: PyTorch's own default)",
+        help="PyTorch CPU threads (default 0: PyTorch's own, one per core; 1 can be faster on a busy machine)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-cell messages")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

@@ -1,7 +1,7 @@
 """The shared starting checkpoint of a (task, seed): trained once, cached on disk, reused by every method.
 
 The cache key is what determines the trained weights: the task's name and options, the seed, the
-device type, the pretraining recipe, the task's explicit `version`, and a hash of the code that
+device type (and on the CPU the thread count), the pretraining recipe, the task's explicit `version`, and a hash of the code that
 runs: the modules defining the task's class and its bases (its own module and its kind), the
 data-order code and the training loop. Adding another task file or editing a metric leaves it
 unchanged; a change to shared code elsewhere (a model module) is announced by bumping `version`.
@@ -47,12 +47,14 @@ def code_version(task) -> str:
 
 def checkpoint_key(task, seed: int, device_type: str) -> str:
     # the device type is part of the key: CPU and GPU kernels give different weights from one seed,
-    # and a CPU run must reproduce a CPU run exactly
+    # and a CPU run must reproduce a CPU run exactly; on the CPU so is the thread count, which
+    # changes the order of floating-point reductions
     config = {
         "task": task.name,
         "options": task.options,
         "seed": seed,
         "device": device_type,
+        "threads": torch.get_num_threads() if device_type == "cpu" else None,
         "recipe": task.pretrain.to_dict(),
         "version": task.version,
         "code": code_version(task),

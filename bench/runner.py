@@ -14,9 +14,10 @@ from bench.files import ensure_writable_folder
 from bench.suite import Suite
 from bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
 
-
-# Chosen by measurement on the 2-core development machine (README, "Performance"): see `--threads`.
-DEFAULT_THREADS = 1
+# PyTorch's own default (one thread per core): on the idle 2-core development machine it ran whole
+# cells of 3 of the 4 task kinds 1.26-1.33x faster than 1 thread (README, "Performance"). On a busy
+# machine `--threads 1` can be faster.
+DEFAULT_THREADS = 0
 
 
 @dataclass

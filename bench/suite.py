@@ -134,7 +134,9 @@ class Suite:
                     method_options = method_entry.resolve_options("method", self.method_options.get(method_name, {}))
                     for seed in self.seeds:
                         cells.append(
-                            Cell(self.name, task_name, task_options, method_name, method_options, seed, budget, target, eval_every)
+                            Cell(
+                                self.name, task_name, task_options, method_name, method_options, seed, budget, target, eval_every
+                            )
                         )
         return cells
 

@@ -25,7 +25,10 @@ class Method(abc.ABC):
       metric's direction from `oracle.direction`. Return `ctx.finish()`.
 
     The model arrives on `ctx.device`, in train mode, with the shared pretrained weights.
-    `task` is a `TaskView`: train batches, the surrogate loss and predictions; never the test split.
+    `task` is a `TaskView`: `train_batches(batch_size)` (reproducible from (seed, step)),
+    `train_step(model, batch, loss_params)` (loss, predictions and targets from one forward),
+    `loss_family()`, `predict`, and `finetune_recipe` (the task's suggested optimizer, learning
+    rate and batch size); never val inputs or the test split. `oracle.metric` is the cell's target.
     """
 
     def __init__(self, **options: Any):

@@ -33,7 +33,8 @@ class WeightedLossTerms(LossFamily):
         missing = [t for t in self.terms if t not in loss_dict]
         if missing:
             raise HookContractError(
-                f"the detector returned loss terms {sorted(loss_dict)}, not {missing[0]!r}; set the task's `loss_terms` to its terms"
+                f"the detector returned loss terms {sorted(loss_dict)}, not {missing[0]!r}; "
+                "set the task's `loss_terms` to its terms"
             )
         if params is None:
             return sum(loss_dict[t] for t in self.terms)

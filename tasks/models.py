@@ -33,9 +33,7 @@ class SmallResNet(nn.Module):
     multiplied by `input_scale`; the stem's BatchNorm standardises what follows.
     """
 
-    def __init__(
-        self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (16, 32), input_scale: float = 1.0
-    ):
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] = (16, 32), input_scale: float = 1.0):
         super().__init__()
         self.input_scale = input_scale
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())

@@ -38,7 +38,9 @@ def tabular_options(test_fraction: float, val_fraction: float, hidden: int, **ex
     """The options every tabular task has (with this task's defaults), plus its own."""
     return {
         "split_seed": Option(int, 0, "seed of the fixed stratified split (not the run seed)"),
-        "test_fraction": Option(float, test_fraction, "share of all examples held out as test (ignored with an official test set)"),
+        "test_fraction": Option(
+            float, test_fraction, "share of all examples held out as test (ignored with an official test set)"
+        ),
         "val_fraction": Option(float, val_fraction, "share of the training examples used as val (metric observations)"),
         "hidden": Option(int, hidden, "width of the MLP's hidden layer (0: logistic regression)"),
         **extra,

@@ -39,35 +39,31 @@ def cell_env(tmp_path, checkpoint_cache):
     return CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(checkpoint_cache))
 
 
-@pytest.fixture
-def temporary_method():
-    """Register test-only methods and remove them afterwards (so `methods = "all"` never sees them)."""
-    from methods import METHODS
-
+def _temporary_entries(registry):
+    """Register test-only entries in `registry`, and remove them when the test ends."""
     added = []
 
-    def register(name, cls, options=None):
-        METHODS.register(name, f"test method {name}", options)(cls)
+    def register(name, factory, options=None):
+        registry.register(name, f"test {registry.kind} {name}", options)(factory)
         added.append(name)
-        return cls
+        return factory
 
     yield register
     for name in added:
-        METHODS.unregister(name)
+        registry.unregister(name)
+
+
+@pytest.fixture
+def temporary_method():
+    """Register test-only methods (so `methods = "all"` never sees them after the test)."""
+    from methods import METHODS
+
+    yield from _temporary_entries(METHODS)
 
 
 @pytest.fixture
 def temporary_task():
-    """Register test-only tasks (e.g. a built-in task with a tiny pretraining recipe) and remove them afterwards."""
+    """Register test-only tasks (e.g. a built-in task with a tiny pretraining recipe)."""
     from tasks import TASKS
 
-    added = []
-
-    def register(name, cls, options=None):
-        TASKS.register(name, f"test task {name}", options)(cls)
-        added.append(name)
-        return cls
-
-    yield register
-    for name in added:
-        TASKS.unregister(name)
+    yield from _temporary_entries(TASKS)

@@ -78,9 +78,7 @@ def _task_package(tmp_path, name):
     folder = tmp_path / name
     folder.mkdir()
     (folder / "__init__.py").write_text("")
-    (folder / "mytask.py").write_text(
-        "from tasks.digits import DigitsTask\n\n\nclass MyTask(DigitsTask):\n    pass\n"
-    )
+    (folder / "mytask.py").write_text("from tasks.digits import DigitsTask\n\n\nclass MyTask(DigitsTask):\n    pass\n")
     sys.path.insert(0, str(tmp_path))
     module = importlib.import_module(f"{name}.mytask")
     return folder, module.MyTask(**TASKS.entry("digits").resolve_options("task", {}))
@@ -147,9 +145,7 @@ class NeedsData(DigitsTask):
     requires_data = True
 
 
-def test_a_task_that_needs_data_without_a_data_dir_is_one_line_and_exit_2_before_anything_runs(
-    tmp_path, capsys, temporary_task
-):
+def test_a_task_that_needs_data_without_a_data_dir_is_one_line_and_exit_2_before_anything_runs(tmp_path, capsys, temporary_task):
     temporary_task("test-needs-data", NeedsData, TASKS.entry("digits").options)
     path = tmp_path / "suite.toml"
     path.write_text('tasks = ["test-needs-data"]\nmethods = ["surrogate"]\n')

@@ -42,7 +42,7 @@ def _reachable(roots, targets) -> list:
     return found
 
 
-@pytest.mark.parametrize("task", ["digits", "breast-cancer"])
+@pytest.mark.parametrize("task", ["digits", "breast-cancer", "glyphs-retrieval"])
 def test_nothing_handed_to_a_method_reaches_the_test_split(task, cell_env):
     p = prepare_finetune(_cell(task), cell_env)
     handed = [p.model, p.view, p.oracle, p.ctx, create_method("surrogate")]

@@ -34,7 +34,9 @@ def test_quick_suite_runs_end_to_end_resumes_and_reproduces_the_committed_result
     for header in ("synthetic-binary f1-error ↓", "glyphs-retrieval recall@1 ↑", "shapes-detection voc-map ↑", "digits aucpr ↑"):
         assert header in first.stdout
     assert "| surrogate |" in first.stdout and "| surrogate → aucpr |" in first.stdout
-    assert f"MLflow store: sqlite:///{out.resolve()}/mlflow.db" in first.stdout and "mlflow ui --backend-store-uri" in first.stdout
+    assert (
+        f"MLflow store: sqlite:///{out.resolve()}/mlflow.db" in first.stdout and "mlflow ui --backend-store-uri" in first.stdout
+    )
     assert "#/experiments/" in first.stdout and "/runs" in first.stdout
     cells = len(list((out / "cells").glob("*.json")))
     again = subprocess.run([exe, "run", "quick", "--out", str(out), "--quiet"], capture_output=True, text=True, env=env)
@@ -45,7 +47,9 @@ def test_quick_suite_runs_end_to_end_resumes_and_reproduces_the_committed_result
     committed_env = json.loads((COMMITTED / "environment.json").read_text())
     same_kind = all(fresh_env[k] == committed_env[k] for k in ("cpu", "torch_version", "numpy_version", "torch_threads"))
     fresh, committed = _rows(out / "table.csv"), _rows(COMMITTED / "table.csv")
-    assert fresh.keys() == committed.keys(), "results/quick/ is stale: regenerate it (README, 'Reproducing the committed results')"
+    assert fresh.keys() == committed.keys(), (
+        "results/quick/ is stale: regenerate it (README, 'Reproducing the committed results')"
+    )
     if same_kind:
         assert (out / "table.md").read_text() == (COMMITTED / "table.md").read_text()
         assert (out / "table.csv").read_text() == (COMMITTED / "table.csv").read_text()

@@ -22,9 +22,9 @@ from bench.context import FinetuneContext
 from bench.suite import load_suite
 from bench.training import Budget, make_optimizer, make_scheduler
 from methods import create_method
-from tasks import TASKS
 from methods.base import run_finetune
 from methods.surrogate import finetune_recipe
+from tasks import TASKS
 from tasks.sampling import ShuffledBatches
 from tasks.splits import TensorSplit
 

@@ -1,0 +1,49 @@
+"""How many PyTorch CPU threads a cell should use, by measurement (the `--threads` default).
+
+For one task of each kind: a whole cell (pretraining into an empty cache, the surrogate method's
+finetuning, every evaluation) with 1 and with 2 intra-op threads, in a fresh process each round so
+one setting cannot warm the other's caches. Run on an idle machine:
+`pytest tests/benchmarks/test_threads.py --benchmark-only -s`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+TASKS = ["digits", "synthetic-binary", "glyphs-retrieval", "shapes-detection"]
+ROUNDS = 3
+
+CELL = """
+import json, sys, tempfile, time, torch
+torch.set_num_threads({threads})
+from bench.cell import CellEnv, run_cell
+from bench.suite import load_suite
+(cell,) = load_suite("quick").select(tasks=["{task}"], methods=["surrogate"], seeds=1).cells()[:1]
+with tempfile.TemporaryDirectory() as tmp:
+    started = time.perf_counter()
+    record = run_cell(cell, CellEnv(device="cpu", out_dir=tmp, cache_dir=tmp))
+    print(json.dumps({{"status": record["status"], "seconds": time.perf_counter() - started}}))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("task", TASKS)
+def test_whole_cell_seconds_by_thread_count(benchmark, task, threads):
+    in_process = []  # the cell itself, without the interpreter's start and imports
+
+    def cell():
+        out = subprocess.run([sys.executable, "-c", CELL.format(task=task, threads=threads)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["status"] == "ok"
+        in_process.append(result["seconds"])
+
+    benchmark.pedantic(cell, rounds=ROUNDS, iterations=1)
+    cell_seconds = statistics.median(in_process)
+    benchmark.extra_info.update({"task": task, "threads": threads, "cell_seconds": cell_seconds})
+    print(f"\n{task}, {threads} thread(s): {cell_seconds:.1f} s per cell (median of {ROUNDS}, pretraining included)")
