@@ -20,9 +20,10 @@ from bench.context import FinetuneContext
 from bench.errors import Diverged
 from bench.files import atomic_write_bytes
 from bench.oracle import MetricOracle, TaskView
-from bench.pretrain import pretrained_checkpoint, seeded_model
+from bench.pretrain import pretrained_checkpoint, seeded_global_rng, seeded_model
 from bench.suite import Cell
 from tasks.base import DataPaths
+from tasks.sampling import mix_seed
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         try:
             p.ctx.observe(p.model)
             finetune_started = time.perf_counter()
-            run_finetune(method, p.model, p.view, p.oracle, p.ctx)
+            with seeded_global_rng(mix_seed("finetune", cell.seed), p.ctx.device):  # same seed, same run
+                run_finetune(method, p.model, p.view, p.oracle, p.ctx)
             if p.ctx.device.type == "cuda":
                 torch.cuda.synchronize(p.ctx.device)
             record["finetune_seconds"] = time.perf_counter() - finetune_started

@@ -12,6 +12,7 @@ current metric code, never read back from the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -62,6 +63,16 @@ def checkpoint_key(task, seed: int, device_type: str) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def seeded_global_rng(seed: int, device):
+    """Run the body with PyTorch's global RNGs (CPU, and the device's GPU) seeded, then restore them."""
+    device = torch.device(device)
+    gpus = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(seed)
+        yield
+
+
 def seeded_model(task, seed: int) -> torch.nn.Module:
     """The task's model initialised from `seed` (the global RNG is restored afterwards)."""
     with torch.random.fork_rng(devices=[]):
@@ -86,7 +97,10 @@ def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_d
     bar = progress(recipe.steps) if progress is not None else None
     started = time.perf_counter()
     try:
-        train_steps(model, task.loss, batches, recipe, on_step=(lambda _step, _loss: bar.update(1)) if bar else None)
+        # library code that draws from the global RNG (a detector's proposal sampler) gets a state of
+        # its own, so the checkpoint does not depend on what ran earlier in the process
+        with seeded_global_rng(mix_seed("pretrain", seed), device):
+            train_steps(model, task.loss, batches, recipe, on_step=(lambda _step, _loss: bar.update(1)) if bar else None)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)  # GPU work is asynchronous: time it when it is done
     finally:

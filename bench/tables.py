@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from bench.errors import UsageError
-from bench.tracking import KIND_TAG
+from bench.tracking import KIND_TAG, metric_key
 
 PRETRAINED_ROW = "(pretrained)"
 ARROWS = {"lower": "↓", "higher": "↑"}
@@ -115,8 +115,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     seed=int(tags["seed"]),
                     status=tags["status"],
                     reason=tags.get("failure_reason", ""),
-                    metrics={k[5:]: v for k, v in metrics.items() if k.startswith("test/")},
-                    pretrained={k[16:]: v for k, v in metrics.items() if k.startswith("pretrained_test/")},
+                    metrics=_logged(metrics, "test/", order),
+                    pretrained=_logged(metrics, "pretrained_test/", order),
                     directions={m: directions[m] for m in order},
                     target=tags.get("target_metric", ""),
                 )
@@ -127,6 +127,11 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
     if not results:
         raise UsageError(f"suite '{chosen.name}' in {uri} has no finished cells yet; run `metricbench run` first")
     return results, chosen.name
+
+
+def _logged(metrics: dict[str, float], prefix: str, order: list[str]) -> dict[str, float]:
+    """The logged values of `prefix` + each metric, by metric name (MLflow keys spell "@" as "_at_")."""
+    return {m: metrics[prefix + metric_key(m)] for m in order if prefix + metric_key(m) in metrics}
 
 
 def build(results: list[CellResult]) -> Table:

@@ -69,11 +69,17 @@ def ui_hint(uri: str, experiment_id: str | None) -> str:
 
 
 def git_commit() -> str:
+    """HEAD's commit, with "+modified" when tracked files differ from it (the numbers then came from
+    code that is in no commit)."""
+    folder = Path(bench.__file__).parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(bench.__file__).parent, capture_output=True, text=True, timeout=5
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return "unknown"
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=5
         )
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
+        return head.stdout.strip() + ("+modified" if changes.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -108,6 +114,11 @@ def environment_tags(device: str) -> dict[str, str]:
         "sklearn_version": sklearn.__version__,
         "host": platform.node(),
     }
+
+
+def metric_key(metric: str) -> str:
+    """A metric's name as an MLflow key: MLflow refuses "@" (recall@1 is logged as recall_at_1)."""
+    return metric.replace("@", "_at_")
 
 
 def _flatten(prefix: str, options: dict) -> dict[str, str]:
@@ -214,8 +225,8 @@ class Tracker:
             **_flatten("method", record["method_options"]),
             "pretrained_checkpoint": record.get("pretrained", {}).get("key", ""),
         }
-        metrics = {f"test/{k}": v for k, v in record["metrics"].items()}
-        metrics.update({f"pretrained_test/{k}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
+        metrics = {f"test/{metric_key(k)}": v for k, v in record["metrics"].items()}
+        metrics.update({f"pretrained_test/{metric_key(k)}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
         queries = record.get("queries", {})
         metrics.update({f"budget/query_{k}": v for k, v in queries.items()})
         metrics["budget/steps_taken"] = record.get("history", {}).get("steps", 0)
@@ -235,7 +246,9 @@ class Tracker:
 def _curve_points(record: dict, max_loss_points: int = 500) -> list[tuple[str, int, float]]:
     """(key, step, value) triples: val curves, and the train loss averaged into at most 500 points."""
     history = record.get("history") or {}
-    points = [(f"val/{name}", step, value) for name, curve in history.get("curves", {}).items() for step, value in curve]
+    points = [
+        (f"val/{metric_key(name)}", step, value) for name, curve in history.get("curves", {}).items() for step, value in curve
+    ]
     points += [(f"method/{name}", step, value) for name, series in history.get("scalars", {}).items() for step, value in series]
     loss = history.get("loss", [])
     window = max(1, -(-len(loss) // max_loss_points))

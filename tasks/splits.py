@@ -281,6 +281,9 @@ class StreamSplit(Split):
             collate_fn=self.config.collate,
             pin_memory=self.device.type == "cuda",
             persistent_workers=persistent and workers > 0,
+            # the loader draws its workers' base seed from this, not from the global RNG, so reading
+            # data never shifts the random numbers of whatever runs next
+            generator=torch.Generator().manual_seed(0),
         )
 
     def _on_device(self, batches) -> Iterator[Batch]:

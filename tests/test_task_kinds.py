@@ -183,3 +183,22 @@ def test_every_split_kind_runs_pretraining_method_batches_evaluation_and_an_orac
     sizes = [n for _, n in seen]  # pretrained test, val curve points, the oracle's mini-batch, test
     full_val, mini_batch = sizes[1], sizes[-2]
     assert 8 <= mini_batch < full_val
+
+
+def test_a_detection_cell_gives_the_same_numbers_whatever_ran_before_it(tmp_path, temporary_task):
+    """torchvision's proposal samplers draw from the global RNG: the harness seeds it per phase."""
+    temporary_task("test-shapes-detection", TinyShapes, TASKS.entry("shapes-detection").options)
+    suite = load_suite("smoke").select(methods=["surrogate"])
+    options = {"train_images": 8, "val_images": 6, "test_images": 6, "image_size": 64, "storage": "memory"}
+    suite.tasks, suite.task_options, suite.budget = ["test-shapes-detection"], {"test-shapes-detection": options}, {"steps": 3}
+    (cell,) = suite.cells()
+    records = []
+    for i, noise in enumerate((0, 1000)):
+        torch.manual_seed(noise)
+        torch.rand(noise)  # another history of the global RNG before the cell
+        env = CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / f"cache{i}"))
+        records.append(run_cell(cell, env))
+    assert records[0]["status"] == "ok", records[0].get("traceback")
+    assert records[0]["history"]["loss"] == records[1]["history"]["loss"]
+    assert records[0]["pretrained"]["test"] == records[1]["pretrained"]["test"]
+    assert records[0]["metrics"] == records[1]["metrics"]
