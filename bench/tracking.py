@@ -69,15 +69,20 @@ def ui_hint(uri: str, experiment_id: str | None) -> str:
 
 
 def git_commit() -> str:
-    """HEAD's commit, with "+modified" when tracked files differ from it (the numbers then came from
-    code that is in no commit)."""
-    folder = Path(bench.__file__).parent
+    """HEAD's commit, with "+modified" when the code differs from it (the numbers then came from code
+    that is in no commit; changed results or notes do not count)."""
+    root = Path(bench.__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if head.returncode != 0:
             return "unknown"
+        code = ["bench", "methods", "tasks", "pyproject.toml"]
         changes = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *code],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return head.stdout.strip() + ("+modified" if changes.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
