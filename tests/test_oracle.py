@@ -81,3 +81,13 @@ def test_the_oracle_reports_the_metric_direction(cell_env):
     p = prepare_finetune(_cell(), cell_env)
     assert p.oracle.metric == "misclassification" and p.oracle.direction == "lower"
     assert p.view.direction == "lower" and "aucpr" in p.view.metrics
+
+
+def test_a_retrieval_oracle_mini_batch_always_has_same_class_pairs(cell_env):
+    """A uniform draw of a few items from 60 small classes would usually hold no pair, and Recall@K
+    would be undefined; the retrieval kind draws whole class groups, so every size works."""
+    p = prepare_finetune(_cell("glyphs-retrieval", queries=6), cell_env)
+    sizes = (2, 5, 8, 17, 33)
+    values = [p.oracle.query(p.model, batch_size=n) for n in sizes]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert p.oracle.spent.calls == len(sizes) and p.oracle.spent.examples >= sum(sizes)
