@@ -53,7 +53,7 @@ class Surrogate(Method):
         recipe = finetune_recipe(self.options, task.finetune_recipe, ctx.budget.steps)
         params = None
         if self.options["params"] == "adapters":
-            params = attach_film_adapters(model)
+            params = attach_film_adapters(model).parameters()
             for p in model.parameters():
                 p.requires_grad_(False)
             for p in params:
