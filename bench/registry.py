@@ -49,15 +49,17 @@ class Option:
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered factory with its name, one-line description and options."""
+    """A registered factory with its name, one-line description, options, and the defaults this name
+    gives them (a variant: `metricopt-adam` is `metricopt` with `optimizer = "adam"`)."""
 
     name: str
     factory: Callable[..., Any]
     description: str
     options: dict[str, Option] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def resolve_options(self, kind: str, given: dict[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with `given`, each checked against its Option."""
+        """Option defaults, overlaid with this name's defaults, then with `given`; each checked."""
         owner = f"{kind} '{self.name}'"
         unknown = sorted(set(given) - set(self.options))
         if unknown:
@@ -66,7 +68,7 @@ class Entry:
                 f"its options are: {', '.join(sorted(self.options)) or '(none)'}"
             )
         resolved = {k: opt.default for k, opt in self.options.items()}
-        for key, value in given.items():
+        for key, value in {**self.defaults, **given}.items():
             resolved[key] = self.options[key].coerce(owner, key, value)
         return resolved
 
@@ -91,16 +93,24 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._loaded = False
 
-    def register(self, name: str, description: str, options: dict[str, Option] | None = None):
-        """Decorator registering a class or function under `name`."""
+    def register(
+        self, name: str, description: str, options: dict[str, Option] | None = None, defaults: dict[str, Any] | None = None
+    ):
+        """Decorator registering a class or function under `name`; `defaults` override option defaults
+        for this name only, so one class can be registered as several variants."""
         if not description or "\n" in description:
             raise ValueError(f"{self.kind} '{name}' needs a one-line description")
 
         def decorate(factory):
             if name in self._entries and self._entries[name].factory is not factory:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, factory, description, dict(options or {}))
-            factory.registered_name = name
+            entry = Entry(name, factory, description, dict(options or {}), dict(defaults or {}))
+            unknown = sorted(set(entry.defaults) - set(entry.options))
+            if unknown:
+                raise ValueError(f"{self.kind} '{name}': default for unknown option '{unknown[0]}'")
+            self._entries[name] = entry
+            # the first name it is registered under (its own, not a base class's), for direct construction
+            factory.registered_name = vars(factory).get("registered_name", name)
             return factory
 
         return decorate
@@ -139,6 +149,8 @@ class Registry:
     def create(self, name: str, **options: Any) -> Any:
         entry = self.entry(name)
         instance = entry.factory(**entry.resolve_options(self.kind, options))
+        if hasattr(instance, "__dict__"):
+            instance.name = name  # the name it was created by, also for a class registered under several
         return instance
 
     def names(self, pattern: str = "*") -> list[str]:

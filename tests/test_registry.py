@@ -76,3 +76,26 @@ def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
     finally:
         TASKS.unregister("plugin-digits")
         METHODS.unregister("plugin-noop")
+
+
+def test_a_class_registered_as_two_variants_keeps_each_name_and_its_defaults():
+    from methods import METHODS, Option, create_method
+    from methods.base import Method
+
+    class Stepper(Method):
+        def finetune(self, model, task, oracle, ctx):
+            return ctx.finish()
+
+    options = {"optimizer": Option(str, "sgd", "optimizer", ("sgd", "adam"))}
+    METHODS.register("test-stepper-sgd", "test variant", options)(Stepper)
+    METHODS.register("test-stepper-adam", "test variant", options, defaults={"optimizer": "adam"})(Stepper)
+    try:
+        sgd, adam = create_method("test-stepper-sgd"), create_method("test-stepper-adam")
+        assert (sgd.name, sgd.options["optimizer"]) == ("test-stepper-sgd", "sgd")
+        assert (adam.name, adam.options["optimizer"]) == ("test-stepper-adam", "adam")
+        assert create_method("test-stepper-adam", optimizer="sgd").options["optimizer"] == "sgd"
+        with pytest.raises(ValueError, match="default for unknown option 'lr'"):
+            METHODS.register("test-stepper-bad", "test variant", options, defaults={"lr": 1.0})(Stepper)
+    finally:
+        METHODS.unregister("test-stepper-sgd")
+        METHODS.unregister("test-stepper-adam")
