@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -91,6 +92,7 @@ class Registry:
         self._builtin_modules = builtin_modules
         self._group = entry_point_group
         self._entries: dict[str, Entry] = {}
+        self._broken: dict[str, str] = {}  # entry point -> why it failed to load
         self._loaded = False
 
     def register(
@@ -125,8 +127,10 @@ class Registry:
             for ep in entry_points(group=self._group):
                 try:
                     ep.load()
-                except Exception as exc:  # a broken plugin must not take the harness down
-                    raise UsageError(f"plugin entry point '{ep.name}' in group '{self._group}' failed to load: {exc}") from exc
+                except Exception as exc:  # a broken plugin must not take the harness down: only what asks for it fails
+                    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    self._broken[ep.name] = f"plugin '{ep.name}' ({ep.value}) failed to load ({reason})"
+                    print(f"metricbench: warning: {self._broken[ep.name]}; its {self.kind}s are unavailable", file=sys.stderr)
 
     def unregister(self, name: str) -> None:
         """Remove an entry (tests and interactive sessions that re-register)."""
@@ -135,6 +139,7 @@ class Registry:
     def reload_plugins(self) -> None:
         """Look at entry points again (after installing a plugin in a running process)."""
         self._loaded = False
+        self._broken.clear()
         self._load()
 
     def entry(self, name: str) -> Entry:
@@ -142,8 +147,9 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
+            broken = "".join(f"; {why}" for why in self._broken.values())
             raise UsageError(
-                f"unknown {self.kind} '{name}'{suggest(name, self._entries)}; see `metricbench list {self.kind}s`"
+                f"unknown {self.kind} '{name}'{suggest(name, self._entries)}; see `metricbench list {self.kind}s`{broken}"
             ) from None
 
     def create(self, name: str, **options: Any) -> Any:

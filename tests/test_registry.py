@@ -99,3 +99,23 @@ def test_a_class_registered_as_two_variants_keeps_each_name_and_its_defaults():
     finally:
         METHODS.unregister("test-stepper-sgd")
         METHODS.unregister("test-stepper-adam")
+
+
+def test_a_plugin_that_fails_to_import_is_one_warning_and_only_what_asks_for_it_fails(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mb_broken_plugin.py").write_text("import a_module_that_does_not_exist\n")
+    dist = tmp_path / "mb_broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[metricbench.methods]\nbroken = mb_broken_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        METHODS.reload_plugins()
+        warning = capsys.readouterr().err.strip().splitlines()
+        assert len(warning) == 1 and "plugin 'broken' (mb_broken_plugin) failed to load" in warning[0]
+        assert "ModuleNotFoundError" in warning[0]
+        assert "surrogate" in list_methods()  # everything else still works
+        with pytest.raises(UsageError, match="unknown method 'broken-method'.*plugin 'broken'"):
+            create_method("broken-method")
+    finally:
+        monkeypatch.undo()
+        METHODS.reload_plugins()
