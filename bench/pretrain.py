@@ -75,8 +75,7 @@ def seeded_global_rng(seed: int, device):
 
 def seeded_model(task, seed: int) -> torch.nn.Module:
     """The task's model initialised from `seed` (the global RNG is restored afterwards)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global_rng(seed, "cpu"):
         return task.build_model()
 
 

@@ -34,10 +34,13 @@ class CellResult:
     target: str = ""
 
     @property
+    def default_target(self) -> str:
+        return next(iter(self.directions), "")
+
+    @property
     def row(self) -> str:
         """The table row: the method, marked with its target when that is not the task's default."""
-        default = next(iter(self.directions), "")
-        return self.method if not self.target or self.target == default else f"{self.method} → {self.target}"
+        return self.method if not self.target or self.target == self.default_target else f"{self.method} → {self.target}"
 
 
 @dataclass
@@ -135,7 +138,7 @@ def _logged(metrics: dict[str, float], prefix: str, order: list[str]) -> dict[st
 
 
 def build(results: list[CellResult]) -> Table:
-    results = sorted(results, key=lambda r: (r.task, r.method, r.target != next(iter(r.directions), ""), r.target, r.seed))
+    results = sorted(results, key=lambda r: (r.task, r.method, r.target != r.default_target, r.target, r.seed))
     columns: list[tuple[str, str, str]] = []
     for r in results:
         for metric, direction in r.directions.items():

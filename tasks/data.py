@@ -29,10 +29,9 @@ def stratified_split(
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """`train` and `others` scaled by the mean and std of `train` (per feature; per array for images),
-    so nothing about val or test leaks into the inputs."""
-    axes = 0 if train.ndim == 2 else tuple(range(train.ndim))
-    mean, std = train.mean(axis=axes), train.std(axis=axes) + 1e-8
+    """Feature vectors `train` (N, F) and `others` scaled by the per-feature mean and std of `train`,
+    so nothing about val or test leaks into the inputs (images stay uint8: models scale them)."""
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
     return [(x - mean) / std for x in (train, *others)]
 
 
