@@ -15,15 +15,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-
-from bench.context import FinetuneContext
-from bench.errors import Diverged
-from bench.files import atomic_write_bytes
-from bench.oracle import MetricOracle, TaskView
-from bench.pretrain import pretrained_checkpoint, seeded_global_rng, seeded_model
-from bench.suite import Cell
-from tasks.base import DataPaths
-from tasks.sampling import mix_seed
+from metricbench.bench.context import FinetuneContext
+from metricbench.bench.errors import Diverged
+from metricbench.bench.files import atomic_write_bytes
+from metricbench.bench.oracle import MetricOracle, TaskView
+from metricbench.bench.pretrain import pretrained_checkpoint, seeded_global_rng, seeded_model
+from metricbench.bench.suite import Cell
+from metricbench.tasks.base import DataPaths
+from metricbench.tasks.sampling import mix_seed
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def resolve_device(name: str) -> torch.device:
 
 @lru_cache(maxsize=4)
 def _load_splits(task_name: str, options_json: str, paths: DataPaths):
-    from tasks import create_task
+    from metricbench.tasks import create_task
 
     return create_task(task_name, **json.loads(options_json)).load_splits(paths)
 
@@ -97,7 +96,7 @@ def prepare_finetune(cell: Cell, env: CellEnv) -> Prepared:
     The device is resolved here, once, and everything that computes (training, evaluation, metrics)
     runs where the splits' batches land.
     """
-    from tasks import create_task
+    from metricbench.tasks import create_task
 
     device = resolve_device(env.device)
     task = create_task(cell.task, **cell.task_options)
@@ -123,9 +122,9 @@ def prepare_finetune(cell: Cell, env: CellEnv) -> Prepared:
 
 def run_cell(cell: Cell, env: CellEnv) -> dict:
     """Run one cell and return its result record (status "ok" or "failed" with a reason)."""
-    from methods import create_method
-    from methods.base import run_finetune
-    from tasks import create_task
+    from metricbench.methods import create_method
+    from metricbench.methods.base import run_finetune
+    from metricbench.tasks import create_task
 
     started = time.time()
     task = create_task(cell.task, **cell.task_options)

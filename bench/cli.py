@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench import __version__
-from bench.errors import UsageError
+from metricbench.bench import __version__
+from metricbench.bench.errors import UsageError
 
 
 def _csv(text: str) -> list[str]:
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from bench.runner import RunSettings, run_suite, summary_text
-    from bench.suite import load_suite
+    from metricbench.bench.runner import RunSettings, run_suite, summary_text
+    from metricbench.bench.suite import load_suite
 
     suite = load_suite(args.suite).select(args.tasks, args.methods, args.seeds, args.steps)
     out_dir = Path(args.out.format(suite=suite.name))
@@ -86,16 +86,16 @@ def cmd_run(args) -> int:
 
 def cmd_list(args) -> int:
     if args.what == "suites":
-        from bench.suite import builtin_suites, load_suite
+        from metricbench.bench.suite import builtin_suites, load_suite
 
         for name, path in sorted(builtin_suites().items()):
             suite = load_suite(str(path))
             print(f"{name:<20} {suite.description}")
         return 0
     if args.what == "tasks":
-        from tasks import TASKS as registry
+        from metricbench.tasks import TASKS as registry
     else:
-        from methods import METHODS as registry
+        from metricbench.methods import METHODS as registry
     entries = registry.entries(args.pattern)
     if not entries:
         raise UsageError(f"no {args.what} match '{args.pattern}'")
@@ -109,8 +109,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from bench import tables
-    from bench.tracking import check_tracking_uri
+    from metricbench.bench import tables
+    from metricbench.bench.tracking import check_tracking_uri
 
     if args.tracking_uri:
         uri = args.tracking_uri

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-
-from bench.errors import BudgetExhausted, Diverged
-from bench.training import Budget, curve_interval
+from metricbench.bench.errors import BudgetExhausted, Diverged
+from metricbench.bench.training import Budget, curve_interval
 
 
 @dataclass

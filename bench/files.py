@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.errors import UsageError
+from metricbench.bench.errors import UsageError
 
 
 def atomic_write_bytes(path: Path, write) -> None:

@@ -12,10 +12,9 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-
-from bench.errors import BudgetExhausted
-from tasks import metrics as metric_lib
-from tasks.sampling import mix_seed
+from metricbench.bench.errors import BudgetExhausted
+from metricbench.tasks import metrics as metric_lib
+from metricbench.tasks.sampling import mix_seed
 
 
 @dataclass

@@ -20,21 +20,22 @@ import sys
 import time
 from pathlib import Path
 
+import metricbench.bench.training
+import metricbench.tasks.sampling
+import metricbench.tasks.splits
 import torch
-
-import bench.training
-import tasks.sampling
-import tasks.splits
-from bench.files import atomic_write_bytes
-from bench.training import train_steps
-from tasks.sampling import mix_seed
+from metricbench.bench.files import atomic_write_bytes
+from metricbench.bench.training import train_steps
+from metricbench.tasks.sampling import mix_seed
 
 
 def code_files(task) -> list[Path]:
     """The source files whose code decides what pretraining `task` produces."""
     modules = {sys.modules[cls.__module__] for cls in type(task).__mro__ if cls.__module__ not in ("builtins", "abc")}
     files = {Path(inspect.getsourcefile(m)) for m in modules}
-    files |= {Path(m.__file__) for m in (bench.training, tasks.sampling, tasks.splits)} | {Path(__file__)}
+    files |= {Path(m.__file__) for m in (metricbench.bench.training, metricbench.tasks.sampling, metricbench.tasks.splits)} | {
+        Path(__file__)
+    }
     return sorted(files)
 
 

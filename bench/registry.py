@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from bench.errors import UsageError
+from metricbench.bench.errors import UsageError
 
 _MISSING = object()
 

@@ -7,12 +7,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import tables
-from bench.cell import CellEnv, read_record, record_path, run_cell, write_record
-from bench.errors import UsageError
-from bench.files import ensure_writable_folder
-from bench.suite import Suite
-from bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
+from metricbench.bench import tables
+from metricbench.bench.cell import CellEnv, read_record, record_path, run_cell, write_record
+from metricbench.bench.errors import UsageError
+from metricbench.bench.files import ensure_writable_folder
+from metricbench.bench.suite import Suite
+from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
 
 # PyTorch's own default (one thread per core): on the idle 2-core development machine it ran whole
 # cells of 3 of the 4 task kinds 1.26-1.33x faster than 1 thread (README, "Performance"). On a busy
@@ -56,7 +56,7 @@ def check_device(device: str) -> None:
 
 def check_data(cells, env: CellEnv) -> None:
     """Every task finds what it needs on disk, checked before anything runs (one line, exit 2 if not)."""
-    from tasks import create_task
+    from metricbench.tasks import create_task
 
     seen = set()
     for cell in cells:

@@ -33,9 +33,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.registry import suggest
-from bench.training import Budget
+from metricbench.bench.errors import UsageError
+from metricbench.bench.registry import suggest
+from metricbench.bench.training import Budget
 
 SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "targets", "budget", "task_options", "method_options"}
 BUDGET_KEYS = {"steps", "queries", "eval_every"}
@@ -110,8 +110,8 @@ class Suite:
 
     def cells(self) -> list[Cell]:
         """The grid: every task x method x seed, options resolved and checked against the registries."""
-        from methods import METHODS
-        from tasks import TASKS
+        from metricbench.methods import METHODS
+        from metricbench.tasks import TASKS
 
         task_names = TASKS.names() if self.tasks == ["all"] else self.tasks
         method_names = METHODS.names() if self.methods == ["all"] else self.methods
@@ -153,7 +153,7 @@ class Suite:
 
 
 def builtin_suites() -> dict[str, Path]:
-    folder = resources.files("bench") / "suites"
+    folder = resources.files("metricbench.bench") / "suites"
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
 
 

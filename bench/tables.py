@@ -13,8 +13,8 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
-from bench.errors import UsageError
-from bench.tracking import KIND_TAG, metric_key
+from metricbench.bench.errors import UsageError
+from metricbench.bench.tracking import KIND_TAG, metric_key
 
 PRETRAINED_ROW = "(pretrained)"
 ARROWS = {"lower": "↓", "higher": "↑"}

@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import bench
-from bench.errors import UsageError
-from bench.files import ensure_writable_folder
+from metricbench import bench
+from metricbench.bench.errors import UsageError
+from metricbench.bench.files import ensure_writable_folder
 
 KIND_TAG = "metricbench.kind"
 

@@ -4,9 +4,9 @@ Built-in methods live in the modules below; a package registers more through the
 group `metricbench.methods`.
 """
 
-from bench.registry import Option, Registry
+from metricbench.bench.registry import Option, Registry
 
-METHODS = Registry("method", builtin_modules=("methods.surrogate",), entry_point_group="metricbench.methods")
+METHODS = Registry("method", builtin_modules=("metricbench.methods.surrogate",), entry_point_group="metricbench.methods")
 
 register_method = METHODS.register
 create_method = METHODS.create

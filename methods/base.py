@@ -5,11 +5,10 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from metricbench.bench.context import FinetuneContext, History
+from metricbench.bench.errors import HookContractError
+from metricbench.bench.oracle import MetricOracle, TaskView
 from torch import nn
-
-from bench.context import FinetuneContext, History
-from bench.errors import HookContractError
-from bench.oracle import MetricOracle, TaskView
 
 
 class Method(abc.ABC):

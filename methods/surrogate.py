@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.training import TrainRecipe, train_steps
-from methods import Option, register_method
-from methods.adapters import attach_film_adapters
-from methods.base import Method
+from metricbench.bench.training import TrainRecipe, train_steps
+from metricbench.methods import Option, register_method
+from metricbench.methods.adapters import attach_film_adapters
+from metricbench.methods.base import Method
 
 
 def finetune_recipe(options: dict, task_recipe: TrainRecipe, steps: int) -> TrainRecipe:

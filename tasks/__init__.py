@@ -4,16 +4,16 @@ Built-in tasks live in the modules below; a package registers more through the e
 `metricbench.tasks` (each entry point names a module that calls `register_task` on import).
 """
 
-from bench.registry import Option, Registry
+from metricbench.bench.registry import Option, Registry
 
 TASKS = Registry(
     "task",
     builtin_modules=(
-        "tasks.digits",
-        "tasks.breast_cancer",
-        "tasks.synthetic_binary",
-        "tasks.glyphs_retrieval",
-        "tasks.shapes_detection",
+        "metricbench.tasks.digits",
+        "metricbench.tasks.breast_cancer",
+        "metricbench.tasks.synthetic_binary",
+        "metricbench.tasks.glyphs_retrieval",
+        "metricbench.tasks.shapes_detection",
     ),
     entry_point_group="metricbench.tasks",
 )

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from metricbench.bench.errors import UsageError
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import metrics as metric_lib
+from metricbench.tasks.sampling import IndexStream, ShuffledBatches
+from metricbench.tasks.splits import Batch, Split, Splits
 from torch import nn
-
-from bench.errors import UsageError
-from bench.training import Budget, TrainRecipe
-from tasks import metrics as metric_lib
-from tasks.sampling import IndexStream, ShuffledBatches
-from tasks.splits import Batch, Split, Splits
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,10 @@ binary), MLP. Stands in for a9a: tabular, binary, logistic loss."""
 
 from __future__ import annotations
 
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import register_task
+from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
 from sklearn.datasets import load_breast_cancer
-
-from bench.training import Budget, TrainRecipe
-from tasks import register_task
-from tasks.tabular import TabularArrays, TabularTask, tabular_options
 
 
 @register_task(

@@ -10,9 +10,8 @@ cross-entropy's ranking of predictions at `Phi` = identity.
 from __future__ import annotations
 
 import torch
+from metricbench.tasks.base import LossFamily, Task
 from torch import nn
-
-from tasks.base import LossFamily, Task
 
 SQUASHES = ("none", "sigmoid")
 

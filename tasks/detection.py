@@ -13,9 +13,8 @@
 from __future__ import annotations
 
 import torch
-
-from bench.errors import HookContractError
-from tasks.base import LossFamily, Task
+from metricbench.bench.errors import HookContractError
+from metricbench.tasks.base import LossFamily, Task
 
 FASTER_RCNN_LOSS_TERMS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import Option, register_task
+from metricbench.tasks.classification import ClassificationTask
+from metricbench.tasks.data import stratified_split
+from metricbench.tasks.models import SmallResNet
+from metricbench.tasks.splits import Splits, TensorSplit
 from sklearn.datasets import load_digits
-
-from bench.training import Budget, TrainRecipe
-from tasks import Option, register_task
-from tasks.classification import ClassificationTask
-from tasks.data import stratified_split
-from tasks.models import SmallResNet
-from tasks.splits import Splits, TensorSplit
 
 
 @register_task(

@@ -9,15 +9,14 @@ x 4 images, translated by up to 2 pixels on the device. Judged on Recall@1/2/4/8
 from __future__ import annotations
 
 import torch
-
-from bench.training import Budget, TrainRecipe
-from tasks import Option, register_task
-from tasks.data import class_disjoint_split
-from tasks.glyphs_data import make_glyphs
-from tasks.models import EmbeddingCNN
-from tasks.retrieval import RetrievalTask
-from tasks.splits import Splits, TensorSplit
-from tasks.transforms import random_crop
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import Option, register_task
+from metricbench.tasks.data import class_disjoint_split
+from metricbench.tasks.glyphs_data import make_glyphs
+from metricbench.tasks.models import EmbeddingCNN
+from metricbench.tasks.retrieval import RetrievalTask
+from metricbench.tasks.splits import Splits, TensorSplit
+from metricbench.tasks.transforms import random_crop
 
 
 @register_task(

@@ -76,7 +76,7 @@ class EmbeddingCNN(nn.Module):
     scales by 1/255 and standardises with fixed constants (`input_mean`, `input_std`, on the 0-1
     scale), so a task can keep its images as uint8 on the device (4x less memory and transfer)
     and no statistics need to be fitted or stored with the data. The defaults are the pixel mean and
-    std of the default glyphs (`tasks.glyphs_data.make_glyphs`).
+    std of the default glyphs (`metricbench.tasks.glyphs_data.make_glyphs`).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The retrieval kind: an embedding model judged on Recall@K / MAP@R over a set of items whose classes
 were never seen in training (Stanford Online Products' protocol).
 
-- Splits are class-disjoint (`tasks.data.class_disjoint_split`); items are labelled by class.
+- Splits are class-disjoint (`metricbench.tasks.data.class_disjoint_split`); items are labelled by class.
 - Training batches are class-balanced: P classes x K items (`per_class`), so every batch holds
   positive pairs for the metric-learning loss.
 - The loss family is the circle loss (Sun et al., CVPR 2020) on cosine similarities, with named
@@ -18,14 +18,13 @@ from __future__ import annotations
 import re
 
 import torch
-
-from bench.errors import HookContractError
-from tasks import metrics as metric_lib
-from tasks.base import LossFamily, Task
-from tasks.metric_learning import circle_loss
-from tasks.metrics.retrieval import retrieval_metrics
-from tasks.sampling import ClassBalancedBatches, class_balanced_sample
-from tasks.splits import Split
+from metricbench.bench.errors import HookContractError
+from metricbench.tasks import metrics as metric_lib
+from metricbench.tasks.base import LossFamily, Task
+from metricbench.tasks.metric_learning import circle_loss
+from metricbench.tasks.metrics.retrieval import retrieval_metrics
+from metricbench.tasks.sampling import ClassBalancedBatches, class_balanced_sample
+from metricbench.tasks.splits import Split
 
 _RECALL = re.compile(r"recall@(\d+)$")
 

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from tasks.voc import VOCObject, write_voc
+from metricbench.tasks.voc import VOCObject, write_voc
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
 GENERATOR_VERSION = 1  # bump when the images change, so stale generated folders are not reused

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from bench.training import Budget, TrainRecipe
-from tasks import Option, register_task
-from tasks.detection import DetectionTask
-from tasks.detectors import tiny_faster_rcnn
-from tasks.shapes_data import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
-from tasks.splits import ListSplit, Splits, StreamConfig, StreamSplit, list_collate
-from tasks.voc import VOCDetection
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import Option, register_task
+from metricbench.tasks.detection import DetectionTask
+from metricbench.tasks.detectors import tiny_faster_rcnn
+from metricbench.tasks.shapes_data import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
+from metricbench.tasks.splits import ListSplit, Splits, StreamConfig, StreamSplit, list_collate
+from metricbench.tasks.voc import VOCDetection
 
 
 @register_task(

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
-
-from tasks.sampling import IndexStream, mix_seed, seeded_generator
+from metricbench.tasks.sampling import IndexStream, mix_seed, seeded_generator
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 SampleTransform = Callable[[Any, Any, torch.Generator], tuple[Any, Any]]

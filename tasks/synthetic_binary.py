@@ -5,11 +5,10 @@ split holds 8,000 examples, so differences of a few tenths of a percent are meas
 
 from __future__ import annotations
 
+from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.tasks import Option, register_task
+from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
 from sklearn.datasets import make_classification
-
-from bench.training import Budget, TrainRecipe
-from tasks import Option, register_task
-from tasks.tabular import TabularArrays, TabularTask, tabular_options
 
 
 @register_task(

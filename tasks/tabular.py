@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from bench.registry import Option
-from tasks.base import DataPaths
-from tasks.classification import ClassificationTask
-from tasks.data import standardize, stratified_split
-from tasks.models import MLP
-from tasks.splits import Splits, TensorSplit
+from metricbench.bench.registry import Option
+from metricbench.tasks.base import DataPaths
+from metricbench.tasks.classification import ClassificationTask
+from metricbench.tasks.data import standardize, stratified_split
+from metricbench.tasks.models import MLP
+from metricbench.tasks.splits import Splits, TensorSplit
 
 
 @dataclass

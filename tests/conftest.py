@@ -8,10 +8,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest
-
-from bench.cell import CellEnv
-from bench.runner import RunSettings, run_suite
-from bench.suite import load_suite
+from metricbench.bench.cell import CellEnv
+from metricbench.bench.runner import RunSettings, run_suite
+from metricbench.bench.suite import load_suite
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +55,7 @@ def _temporary_entries(registry):
 @pytest.fixture
 def temporary_method():
     """Register test-only methods (so `methods = "all"` never sees them after the test)."""
-    from methods import METHODS
+    from metricbench.methods import METHODS
 
     yield from _temporary_entries(METHODS)
 
@@ -64,6 +63,6 @@ def temporary_method():
 @pytest.fixture
 def temporary_task():
     """Register test-only tasks (e.g. a built-in task with a tiny pretraining recipe)."""
-    from tasks import TASKS
+    from metricbench.tasks import TASKS
 
     yield from _temporary_entries(TASKS)

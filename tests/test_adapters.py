@@ -7,14 +7,13 @@ import copy
 
 import pytest
 import torch
+from metricbench.bench.pretrain import seeded_model
+from metricbench.methods.adapters import _apply_film, attach_film_adapters
+from metricbench.tasks import create_task, list_tasks
+from metricbench.tasks.base import DataPaths
+from metricbench.tasks.detection import images_to_model
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
-
-from bench.pretrain import seeded_model
-from methods.adapters import _apply_film, attach_film_adapters
-from tasks import create_task, list_tasks
-from tasks.base import DataPaths
-from tasks.detection import images_to_model
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +118,10 @@ def test_where_selects_layers_and_a_model_without_norm_layers_is_an_error():
 def test_the_surrogate_with_adapters_only_changes_the_adapters_and_nothing_else(cell_env):
     from dataclasses import replace
 
-    from bench.cell import prepare_finetune
-    from bench.suite import load_suite
-    from methods import create_method
-    from methods.base import run_finetune
+    from metricbench.bench.cell import prepare_finetune
+    from metricbench.bench.suite import load_suite
+    from metricbench.methods import create_method
+    from metricbench.methods.base import run_finetune
 
     (cell,) = load_suite("smoke").select(tasks=["breast-cancer"], methods=["surrogate"]).cells()
     p = prepare_finetune(replace(cell, method_options={**cell.method_options, "params": "adapters"}), cell_env)

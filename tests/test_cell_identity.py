@@ -7,18 +7,17 @@ import importlib
 import sys
 import textwrap
 
+import metricbench.bench.pretrain
 import torch
-
-import bench.pretrain
-from bench.cell import CellEnv, run_cell
-from bench.cli import main
-from bench.pretrain import checkpoint_key
-from bench.runner import RunSettings, run_suite
-from bench.suite import load_suite
-from bench.training import TrainRecipe
-from tasks import TASKS
-from tasks.digits import DigitsTask
-from tasks.glyphs_retrieval import GlyphsRetrievalTask
+from metricbench.bench.cell import CellEnv, run_cell
+from metricbench.bench.cli import main
+from metricbench.bench.pretrain import checkpoint_key
+from metricbench.bench.runner import RunSettings, run_suite
+from metricbench.bench.suite import load_suite
+from metricbench.bench.training import TrainRecipe
+from metricbench.tasks import TASKS
+from metricbench.tasks.digits import DigitsTask
+from metricbench.tasks.glyphs_retrieval import GlyphsRetrievalTask
 
 
 def _suite(tmp_path, text):
@@ -46,8 +45,8 @@ def test_two_targets_are_two_cells_with_their_own_oracle_and_one_pretraining(tmp
     cells = suite.cells()
     assert [c.target for c in cells] == ["misclassification", "aucpr"] and cells[0].cell_id != cells[1].cell_id
     pretrainings = []
-    real = bench.pretrain.train_steps
-    monkeypatch.setattr(bench.pretrain, "train_steps", lambda *a, **k: (pretrainings.append(1), real(*a, **k)))
+    real = metricbench.bench.pretrain.train_steps
+    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", lambda *a, **k: (pretrainings.append(1), real(*a, **k)))
     out = tmp_path / "out"
     summary = run_suite(suite, RunSettings(out_dir=out, device="cpu", quiet=True))
     assert summary.failed == 0 and summary.computed == 2
@@ -78,7 +77,9 @@ def _task_package(tmp_path, name):
     folder = tmp_path / name
     folder.mkdir()
     (folder / "__init__.py").write_text("")
-    (folder / "mytask.py").write_text("from tasks.digits import DigitsTask\n\n\nclass MyTask(DigitsTask):\n    pass\n")
+    (folder / "mytask.py").write_text(
+        "from metricbench.tasks.digits import DigitsTask\n\n\nclass MyTask(DigitsTask):\n    pass\n"
+    )
     sys.path.insert(0, str(tmp_path))
     module = importlib.import_module(f"{name}.mytask")
     return folder, module.MyTask(**TASKS.entry("digits").resolve_options("task", {}))
@@ -120,19 +121,19 @@ def test_a_cpu_cell_computes_its_metrics_on_the_cpu_even_when_a_gpu_is_present(
     tmp_path, monkeypatch, temporary_task, checkpoint_cache
 ):
     temporary_task("test-glyphs", TinyGlyphs, TASKS.entry("glyphs-retrieval").options)
-    import tasks.metrics.retrieval
-    import tasks.retrieval
+    import metricbench.tasks.metrics.retrieval
+    import metricbench.tasks.retrieval
 
     devices = []
-    real = tasks.retrieval.retrieval_metrics
+    real = metricbench.tasks.retrieval.retrieval_metrics
 
     def spy(embeddings, labels, *args, **kwargs):
         devices.append((embeddings.device.type, kwargs["device"]))
         return real(embeddings, labels, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.retrieval, "retrieval_metrics", spy)
+    monkeypatch.setattr(metricbench.tasks.retrieval, "retrieval_metrics", spy)
     # a metric left on device="auto" would now pick CUDA (and fail on this machine)
-    monkeypatch.setattr(tasks.metrics.retrieval, "_auto_device", lambda embeddings: torch.device("cuda"))
+    monkeypatch.setattr(metricbench.tasks.metrics.retrieval, "_auto_device", lambda embeddings: torch.device("cuda"))
     suite = load_suite("smoke").select(methods=["surrogate"])
     suite.tasks, suite.task_options, suite.budget = ["test-glyphs"], {"test-glyphs": {"classes": 30}}, {"steps": 2, "queries": 1}
     (cell,) = suite.cells()

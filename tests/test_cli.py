@@ -9,18 +9,37 @@ import subprocess
 import sys
 
 import pytest
-
-from bench.cli import main
+from metricbench.bench.cli import main
 
 
 def _cli(*args, cwd=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "metricbench.bench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
+
+
+def test_a_users_own_tasks_folder_does_not_shadow_the_installed_packages(tmp_path):
+    # the packages install as metricbench.*: a project folder with its own `tasks/` and `bench/` keeps both
+    for name in ("tasks", "bench", "methods"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'user {name}'\n")
+    code = (
+        "import tasks, bench, methods; from metricbench.tasks import register_task, list_tasks; "
+        "from metricbench.methods import list_methods; "
+        "print(tasks.OWNER, bench.OWNER, methods.OWNER, 'digits' in list_tasks(), 'surrogate' in list_methods())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["user", "tasks", "user", "bench", "user", "methods", "True", "True"]
 
 
 def test_help_imports_nothing_heavy():
-    code = "import sys, bench.cli; bench.cli.build_parser(); print(sorted({'torch', 'mlflow', 'sklearn'} & set(sys.modules)))"
+    code = (
+        "import sys, metricbench.bench.cli; metricbench.bench.cli.build_parser(); "
+        "print(sorted({'torch', 'mlflow', 'sklearn'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert "run" in _cli("--help").stdout
@@ -44,7 +63,7 @@ def test_table_renders_from_the_store(smoke_run, capsys, fmt):
 
 
 def test_table_cells_are_mean_std_n_with_direction_and_bold_best():
-    from bench.tables import CellResult, build, to_csv, to_latex, to_markdown
+    from metricbench.bench.tables import CellResult, build, to_csv, to_latex, to_markdown
 
     directions = {"misclassification": "lower", "aucpr": "higher"}
     results = [

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metricbench.tasks import metrics
 from sklearn.metrics import (
     auc,
     average_precision_score,
@@ -16,8 +17,6 @@ from sklearn.metrics import (
     roc_auc_score,
     top_k_accuracy_score,
 )
-
-from tasks import metrics
 
 TOL = 1e-9
 
@@ -152,7 +151,7 @@ def test_directions_and_unknown_metric():
     assert metrics.direction("aucpr") == "higher"
     assert metrics.is_better("misclassification", 0.1, 0.2)
     assert metrics.is_better("aucpr", 0.9, 0.8)
-    from bench.errors import UsageError
+    from metricbench.bench.errors import UsageError
 
     with pytest.raises(UsageError, match="did you mean 'aucpr'"):
         metrics.direction("aucprr")

@@ -8,11 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bench.errors import UsageError
-from tasks import metrics
-from tasks.metrics import HIGHER, MetricError
-from tasks.metrics.detection import voc_ap_per_class
+from metricbench.bench.errors import UsageError
+from metricbench.tasks import metrics
+from metricbench.tasks.metrics import HIGHER, MetricError
+from metricbench.tasks.metrics.detection import voc_ap_per_class
 
 
 def detections(boxes, scores, labels=None):

@@ -7,9 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tasks import metrics
-from tasks.metrics.retrieval import retrieval_metrics
+from metricbench.tasks import metrics
+from metricbench.tasks.metrics.retrieval import retrieval_metrics
 
 
 def brute_force(embeddings: np.ndarray, labels: np.ndarray, ks) -> dict[str, float]:

@@ -8,12 +8,11 @@ import types
 
 import pytest
 import torch
-
-from bench.cell import prepare_finetune
-from bench.errors import BudgetExhausted
-from bench.suite import load_suite
-from methods import create_method
-from tasks import metrics
+from metricbench.bench.cell import prepare_finetune
+from metricbench.bench.errors import BudgetExhausted
+from metricbench.bench.suite import load_suite
+from metricbench.methods import create_method
+from metricbench.tasks import metrics
 
 
 def _cell(task="breast-cancer", queries=3):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
-from bench.errors import UsageError
-from methods import METHODS, create_method, list_methods
-from tasks import TASKS, create_task, list_tasks
+from metricbench.bench.errors import UsageError
+from metricbench.methods import METHODS, create_method, list_methods
+from metricbench.tasks import TASKS, create_task, list_tasks
 
 
 def test_builtin_tasks_and_methods_are_listed():
@@ -45,10 +44,10 @@ def test_option_type_and_choices_are_checked():
 def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
     (tmp_path / "mb_plugin_demo.py").write_text(
         textwrap.dedent("""
-        from methods import register_method
-        from methods.base import Method
-        from tasks import register_task
-        from tasks.digits import DigitsTask
+        from metricbench.methods import register_method
+        from metricbench.methods.base import Method
+        from metricbench.tasks import register_task
+        from metricbench.tasks.digits import DigitsTask
 
         @register_task("plugin-digits", "digits again, from a plugin package")
         class PluginDigits(DigitsTask):
@@ -79,8 +78,8 @@ def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
 
 
 def test_a_class_registered_as_two_variants_keeps_each_name_and_its_defaults():
-    from methods import METHODS, Option, create_method
-    from methods.base import Method
+    from metricbench.methods import METHODS, Option, create_method
+    from metricbench.methods.base import Method
 
     class Stepper(Method):
         def finetune(self, model, task, oracle, ctx):

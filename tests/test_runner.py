@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
+import metricbench.bench.pretrain
 import torch
+from metricbench.bench.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell
+from metricbench.bench.cli import main
+from metricbench.bench.runner import RunSettings, run_suite
+from metricbench.bench.suite import load_suite
+from metricbench.methods.base import Method
 from mlflow.tracking import MlflowClient
-
-import bench.pretrain
-from bench.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell
-from bench.cli import main
-from bench.runner import RunSettings, run_suite
-from bench.suite import load_suite
-from methods.base import Method
 
 
 def _child_runs(out):
@@ -61,8 +60,8 @@ def test_running_again_trains_nothing(smoke_run, monkeypatch, checkpoint_cache):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished suite was trained again")
 
-    monkeypatch.setattr(bench.pretrain, "train_steps", no_training)
-    monkeypatch.setattr("bench.runner.run_cell", no_training)
+    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", no_training)
+    monkeypatch.setattr("metricbench.bench.runner.run_cell", no_training)
     summary = run_suite(load_suite("smoke"), RunSettings(out_dir=out, device="cpu", quiet=True, cache_dir=checkpoint_cache))
     assert (summary.computed, summary.skipped) == (0, 2)
     assert {p: p.read_text() for p in (out / "cells").glob("*.json")} == records
@@ -86,8 +85,8 @@ def test_every_method_of_a_task_and_seed_starts_from_one_cached_checkpoint(tmp_p
 
     temporary_method("test-noop", Noop)
     calls = []
-    real = bench.pretrain.train_steps
-    monkeypatch.setattr(bench.pretrain, "train_steps", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    real = metricbench.bench.pretrain.train_steps
+    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", lambda *a, **k: (calls.append(1), real(*a, **k)))
     env = CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     cells = load_suite("smoke").select(tasks=["breast-cancer"], methods=["surrogate", "test-noop"]).cells()
     states = [prepare_finetune(c, env).model.state_dict() for c in cells]
@@ -168,7 +167,7 @@ def test_failed_cells_are_retried_and_records_missing_from_the_store_are_logged_
     assert read_record(out, cells[0])["status"] == "ok"
     ran = []
     real = run_cell
-    monkeypatch.setattr("bench.runner.run_cell", lambda cell, env: (ran.append(cell.method), real(cell, env))[1])
+    monkeypatch.setattr("metricbench.bench.runner.run_cell", lambda cell, env: (ran.append(cell.method), real(cell, env))[1])
     other_store = tmp_path / "other" / "mlflow.db"
     args = ["run", suite, "--out", str(out), "--quiet", "--device", "cpu", "--tracking-uri", f"sqlite:///{other_store}"]
     assert main(args) == 1

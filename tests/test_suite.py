@@ -5,10 +5,9 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
-from bench.errors import UsageError
-from bench.suite import load_suite, parse_suite
-from methods import list_methods
+from metricbench.bench.errors import UsageError
+from metricbench.bench.suite import load_suite, parse_suite
+from metricbench.methods import list_methods
 
 
 def _parse(text, tmp_path):

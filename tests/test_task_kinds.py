@@ -4,20 +4,19 @@ pretraining, a method's batches, evaluation and an oracle mini-batch."""
 
 from __future__ import annotations
 
+import metricbench.tasks.retrieval
 import pytest
 import torch
-
-import tasks.retrieval
-from bench.cell import CellEnv, prepare_finetune, run_cell
-from bench.suite import load_suite
-from bench.training import TrainRecipe
-from methods.base import Method
-from tasks import TASKS, create_task
-from tasks.classification import ClassRelationLoss
-from tasks.detection import WeightedLossTerms
-from tasks.glyphs_retrieval import GlyphsRetrievalTask
-from tasks.shapes_detection import ShapesDetectionTask
-from tasks.splits import ListSplit, StreamSplit, TensorSplit
+from metricbench.bench.cell import CellEnv, prepare_finetune, run_cell
+from metricbench.bench.suite import load_suite
+from metricbench.bench.training import TrainRecipe
+from metricbench.methods.base import Method
+from metricbench.tasks import TASKS, create_task
+from metricbench.tasks.classification import ClassRelationLoss
+from metricbench.tasks.detection import WeightedLossTerms
+from metricbench.tasks.glyphs_retrieval import GlyphsRetrievalTask
+from metricbench.tasks.shapes_detection import ShapesDetectionTask
+from metricbench.tasks.splits import ListSplit, StreamSplit, TensorSplit
 
 # ---- loss families
 
@@ -99,15 +98,17 @@ def _tiny_options(task_name):
 
 def test_retrieval_scores_every_metric_in_one_pass_on_the_given_device(monkeypatch):
     calls = []
-    real = tasks.retrieval.retrieval_metrics
-    monkeypatch.setattr(tasks.retrieval, "retrieval_metrics", lambda *a, **k: (calls.append(k["device"]), real(*a, **k))[1])
+    real = metricbench.tasks.retrieval.retrieval_metrics
+    monkeypatch.setattr(
+        metricbench.tasks.retrieval, "retrieval_metrics", lambda *a, **k: (calls.append(k["device"]), real(*a, **k))[1]
+    )
     task = create_task("glyphs-retrieval")
     torch.manual_seed(0)
     embeddings = torch.nn.functional.normalize(torch.randn(60, 8), dim=1)
     labels = torch.arange(60) % 15
     scores = task.score(embeddings, labels, device=torch.device("cpu"))
     assert calls == ["cpu"] and list(scores) == list(task.metrics)
-    from tasks import metrics
+    from metricbench.tasks import metrics
 
     for name, value in scores.items():
         assert value == pytest.approx(metrics.compute(name, embeddings, labels, device="cpu"))

@@ -9,12 +9,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import torch
+from metricbench.tasks import shapes_data
+from metricbench.tasks.detectors import tiny_faster_rcnn
+from metricbench.tasks.shapes_data import SHAPE_CLASSES, generate_shapes_voc
+from metricbench.tasks.voc import (
+    VOC_CLASSES,
+    VOCDetection,
+    VOCFormatError,
+    VOCObject,
+    parse_annotation,
+    read_image_set,
+    write_voc,
+)
 from torch import nn
-
-from tasks import shapes_data
-from tasks.detectors import tiny_faster_rcnn
-from tasks.shapes_data import SHAPE_CLASSES, generate_shapes_voc
-from tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, VOCObject, parse_annotation, read_image_set, write_voc
 
 CLASSES = ("cat", "dog")
 

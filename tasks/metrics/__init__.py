@@ -6,6 +6,6 @@
 `classification`, `retrieval`, `detection`.
 """
 
-from tasks.metrics.core import HIGHER, LOWER, METRICS, MetricError, compute, direction, is_better, register_metric
+from metricbench.tasks.metrics.core import HIGHER, LOWER, METRICS, MetricError, compute, direction, is_better, register_metric
 
 __all__ = ["HIGHER", "LOWER", "METRICS", "MetricError", "compute", "direction", "is_better", "register_metric"]

@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from bench.registry import Option
-from tasks.metrics.core import HIGHER, LOWER, MetricError, as_tensor, register_metric
+from metricbench.bench.registry import Option
+from metricbench.tasks.metrics.core import HIGHER, LOWER, MetricError, as_tensor, register_metric
 
 # ----------------------------------------------------------------------------- input checks
 

@@ -6,15 +6,18 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from bench.registry import Option, Registry
+from metricbench.bench.registry import Option, Registry
 
 LOWER, HIGHER = "lower", "higher"
 
 # the built-in metric modules register themselves when a metric is first looked up
 METRICS = Registry(
     "metric",
-    builtin_modules=("tasks.metrics.classification", "tasks.metrics.retrieval", "tasks.metrics.detection"),
+    builtin_modules=(
+        "metricbench.tasks.metrics.classification",
+        "metricbench.tasks.metrics.retrieval",
+        "metricbench.tasks.metrics.detection",
+    ),
 )
 
 

@@ -59,9 +59,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from bench.registry import Option
-from tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
+from metricbench.bench.registry import Option
+from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 INTERPOLATIONS = ("11point", "all")
 COCO_IOU_STATS = {"0.50:0.95": 0, "0.50": 1, "0.75": 2}  # option value -> index in COCOeval.stats

@@ -24,9 +24,8 @@ which is what a retrieval task should call when it reports more than one.
 from __future__ import annotations
 
 import torch
-
-from bench.registry import Option
-from tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
+from metricbench.bench.registry import Option
+from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 CHUNK_BYTES = 256 * 2**20
 RECALL_KS = (1, 2, 4, 8, 10, 16, 32, 100, 1000)

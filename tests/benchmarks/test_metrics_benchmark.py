@@ -13,15 +13,14 @@ import subprocess
 import sys
 
 import torch
-
-from tasks import metrics
-from tasks.metrics.retrieval import retrieval_metrics
+from metricbench.tasks import metrics
+from metricbench.tasks.metrics.retrieval import retrieval_metrics
 
 SOP_TEST = (60_502, 512, 11_316)
 
 PEAK_MEMORY_SCRIPT = """
 import json, os, threading, time, torch
-from tasks.metrics.retrieval import retrieval_metrics
+from metricbench.tasks.metrics.retrieval import retrieval_metrics
 
 def resident_mb():
     with open("/proc/self/statm") as f:

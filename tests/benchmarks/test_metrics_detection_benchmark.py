@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from tasks import metrics
+from metricbench.tasks import metrics
 
 N_CLASSES = 20
 DETECTIONS_PER_IMAGE = 100

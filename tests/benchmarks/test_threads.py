@@ -21,8 +21,8 @@ ROUNDS = 3
 CELL = """
 import json, sys, tempfile, time, torch
 torch.set_num_threads({threads})
-from bench.cell import CellEnv, run_cell
-from bench.suite import load_suite
+from metricbench.bench.cell import CellEnv, run_cell
+from metricbench.bench.suite import load_suite
 (cell,) = load_suite("quick").select(tasks=["{task}"], methods=["surrogate"], seeds=1).cells()[:1]
 with tempfile.TemporaryDirectory() as tmp:
     started = time.perf_counter()

@@ -16,17 +16,16 @@ import time
 
 import pytest
 import torch
-
-from bench.cell import CellEnv, prepare_finetune
-from bench.context import FinetuneContext
-from bench.suite import load_suite
-from bench.training import Budget, make_optimizer, make_scheduler
-from methods import create_method
-from methods.base import run_finetune
-from methods.surrogate import finetune_recipe
-from tasks import TASKS
-from tasks.sampling import ShuffledBatches
-from tasks.splits import TensorSplit
+from metricbench.bench.cell import CellEnv, prepare_finetune
+from metricbench.bench.context import FinetuneContext
+from metricbench.bench.suite import load_suite
+from metricbench.bench.training import Budget, make_optimizer, make_scheduler
+from metricbench.methods import create_method
+from metricbench.methods.base import run_finetune
+from metricbench.methods.surrogate import finetune_recipe
+from metricbench.tasks import TASKS
+from metricbench.tasks.sampling import ShuffledBatches
+from metricbench.tasks.splits import TensorSplit
 
 STEPS = 150
 ROUNDS = 7
