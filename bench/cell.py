@@ -8,16 +8,20 @@ The record written by `write_record` is the source of truth; MLflow is filled fr
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
+from metricbench.bench.artifacts import ArtifactStore
+from metricbench.bench.budget import Ledger
 from metricbench.bench.context import FinetuneContext
 from metricbench.bench.errors import Diverged
 from metricbench.bench.files import atomic_write_bytes
+from metricbench.bench.metering import StepMeter, metering
 from metricbench.bench.oracle import MetricOracle, TaskView
 from metricbench.bench.pretrain import pretrained_checkpoint, seeded_global_rng, seeded_model
 from metricbench.bench.suite import Cell
@@ -46,11 +50,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@lru_cache(maxsize=4)
-def _load_splits(task_name: str, options_json: str, paths: DataPaths):
-    from metricbench.tasks import create_task
+class SplitCache:
+    """The loaded splits of the last few (task, options, data paths), owned by whoever runs the cells.
 
-    return create_task(task_name, **json.loads(options_json)).load_splits(paths)
+    Not a module-level cache: a method must not be able to reach the test split through the globals
+    of any function it can see."""
+
+    def __init__(self, size: int = 4):
+        self._size = size
+        self._entries: OrderedDict[tuple, object] = OrderedDict()
+
+    def get(self, task, options_json: str, paths: DataPaths):
+        key = (task.name, options_json, paths)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        splits = task.load_splits(paths)
+        self._entries[key] = splits
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return splits
 
 
 def record_path(out_dir: str | Path, cell: Cell) -> Path:
@@ -87,10 +106,17 @@ class Prepared:
     view: TaskView
     oracle: MetricOracle
     ctx: FinetuneContext
+    meter: StepMeter
+    ledger: Ledger
     pretrained: dict
 
 
-def prepare_finetune(cell: Cell, env: CellEnv) -> Prepared:
+def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
+    """The cell's own folder: the method's files (`ctx.cell_dir`), logged with the cell's run."""
+    return Path(out_dir) / "artifacts" / cell.cell_id
+
+
+def prepare_finetune(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -> Prepared:
     """Load the data, get the shared pretrained checkpoint and build what the method is handed.
 
     The device is resolved here, once, and everything that computes (training, evaluation, metrics)
@@ -100,27 +126,42 @@ def prepare_finetune(cell: Cell, env: CellEnv) -> Prepared:
 
     device = resolve_device(env.device)
     task = create_task(cell.task, **cell.task_options)
-    splits = _load_splits(cell.task, json.dumps(cell.task_options, sort_keys=True), env.data_paths()).to(device)
+    cache = splits_cache if splits_cache is not None else SplitCache(size=1)
+    splits = cache.get(task, json.dumps(cell.task_options, sort_keys=True), env.data_paths()).to(device)
     pretrain_bar = _bar_factory(env, f"pretrain {cell.task}/seed{cell.seed}")
-    state, info = pretrained_checkpoint(task, splits, cell.seed, device, Path(env.cache_dir) / "pretrained", pretrain_bar)
+    store = ArtifactStore(Path(env.cache_dir))
+    state, info = pretrained_checkpoint(task, splits, cell.seed, device, store, pretrain_bar)
     model = seeded_model(task, cell.seed).to(device)
     model.load_state_dict(state)
     model.train()
     val = splits.val
     step_bar = _bar_factory(env, f"{cell.task}/{cell.method}/{cell.target}/seed{cell.seed}")
+    meter = StepMeter(
+        model,
+        cell.budget.steps,
+        monitor=lambda m: task.evaluate(m, val),
+        curve_every=cell.eval_every,
+        progress=step_bar(cell.budget.steps) if step_bar else None,
+    )
+    folder = cell_folder(env.out_dir, cell)
+    shutil.rmtree(folder, ignore_errors=True)  # a rerun starts from an empty folder
+    folder.mkdir(parents=True)
+    ledger = Ledger(cell.budget)
     ctx = FinetuneContext(
         cell.budget,
+        ledger,
         device,
         cell.seed,
-        monitor=lambda m: task.evaluate(m, val),
-        progress=step_bar(cell.budget.steps) if step_bar else None,
-        curve_every=cell.eval_every,
+        cell_dir=folder,
+        artifacts=ArtifactStore(Path(env.cache_dir) / "methods"),
+        flush_every=cell.eval_every,
     )
-    oracle = MetricOracle(task, val, cell.target, cell.budget.queries, seed=cell.seed)
-    return Prepared(task, splits, model, TaskView(task, splits.train, cell.target, cell.seed), oracle, ctx, info)
+    oracle = MetricOracle(task, val, cell.target, ledger, seed=cell.seed)
+    view = TaskView(task, splits.train, cell.target, cell.seed)
+    return Prepared(task, splits, model, view, oracle, ctx, meter, ledger, info)
 
 
-def run_cell(cell: Cell, env: CellEnv) -> dict:
+def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -> dict:
     """Run one cell and return its result record (status "ok" or "failed" with a reason)."""
     from metricbench.methods import create_method
     from metricbench.methods.base import run_finetune
@@ -141,27 +182,36 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         "reason": "",
         "metrics": {},
         "pretrained": {},
-        "queries": {},
+        "spent": {},
+        "steps": {},
         "history": {},
+        "curves": {},
         "started_at": started,
     }
     p = None
     try:
         method = create_method(cell.method, **cell.method_options)
-        p = prepare_finetune(cell, env)
+        p = prepare_finetune(cell, env, splits_cache)
         # the starting point's metrics, computed now with the current metric code (never cached)
-        record["pretrained"] = {**p.pretrained, "test": p.task.evaluate(p.model, p.splits.test)}
+        record["pretrained"] = {
+            **{k: v for k, v in p.pretrained.items() if k != "built"},
+            "test": p.task.evaluate(p.model, p.splits.test),
+        }
         try:
-            p.ctx.observe(p.model)
+            p.meter.observe()  # the val curve's step 0
             finetune_started = time.perf_counter()
-            with seeded_global_rng(mix_seed("finetune", cell.seed), p.ctx.device):  # same seed, same run
+            with seeded_global_rng(mix_seed("finetune", cell.seed), p.ctx.device), metering(p.meter, method.name):
                 run_finetune(method, p.model, p.view, p.oracle, p.ctx)
             if p.ctx.device.type == "cuda":
-                torch.cuda.synchronize(p.ctx.device)
+                torch.cuda.synchronize(p.ctx.device)  # GPU work is asynchronous: time it when it is done
             record["finetune_seconds"] = time.perf_counter() - finetune_started
+            record["gpu_seconds"] = record["finetune_seconds"] if p.ctx.device.type == "cuda" else 0.0
+            p.meter.check_finished()
         finally:
-            record["history"] = p.ctx.history.to_dict()
-            record["queries"] = p.oracle.spent.to_dict()
+            record["history"] = p.ctx._history.to_dict()  # the harness's own view, also after a failure
+            record["curves"] = p.meter.curves
+            record["spent"] = p.ledger.to_dict()
+            record["steps"] = p.meter.to_dict()
         metrics = p.task.evaluate(p.model, p.splits.test)
         bad = [k for k, v in metrics.items() if v != v]
         if bad:
@@ -172,8 +222,8 @@ def run_cell(cell: Cell, env: CellEnv) -> dict:
         record["reason"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
     finally:
-        if p is not None and p.ctx.progress is not None:
-            p.ctx.progress.close()
+        if p is not None and p.meter.progress is not None:
+            p.meter.progress.close()
     record["wall_seconds"] = time.time() - started
     record["finished_at"] = time.time()
     return record

@@ -1,87 +1,147 @@
-"""What a method calls once per optimizer step, and the history it returns.
+"""What a method holds besides the model, the task view and the oracle: its `FinetuneContext`.
 
-`FinetuneContext.step(loss)` enforces the step budget, keeps the loss, checks for divergence, draws
-the uncounted val curve every `curve_every` steps and moves the progress bar. It avoids
-a device sync on each step: losses stay tensors until a curve point or the end.
+`ctx.step(loss)` after every optimizer step (the loss is optional: ES has none); `ctx.log(name,
+value)` for diagnostics; generators on the CPU and on the device, seeded from the cell; autocast
+settings; a per-cell folder whose files become MLflow artifacts; an artifact store shared by cells
+and invocations. Losses and logged values stay tensors, on their device, until a flush, so a step
+costs no device sync.
+
+The context holds only the method's own data and its ledger. The harness's val curve, its monitor
+and the splits are elsewhere (`bench.metering`); `ctx.step` reaches the harness's step meter
+through a context variable, never through an attribute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from metricbench.bench.errors import BudgetExhausted, Diverged
-from metricbench.bench.training import Budget, curve_interval
+from metricbench.bench.budget import Budget, Ledger
+from metricbench.bench.errors import Diverged
+from metricbench.bench.metering import active_meter, curve_interval
+from metricbench.tasks.sampling import mix_seed
 
 
 @dataclass
 class History:
-    """What happened during finetuning: per-step loss, val curves, method-specific scalars."""
+    """What the method did: the steps it reported, its per-step losses, and what it logged."""
 
     steps: int = 0
     loss: list[float] = field(default_factory=list)
-    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    logs: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"steps": self.steps, "loss": self.loss, "curves": self.curves, "scalars": self.scalars}
+        return {"steps": self.steps, "loss": self.loss, "logs": self.logs}
 
 
 class FinetuneContext:
-    """Handed to `Method.finetune`: device, seeded generator, budget, and the per-step hook."""
+    """Handed to `Method.finetune`. Attributes: `budget` (the limits), `device`, `seed`, `generator`
+    (CPU) and `device_generator` (on `device`), `precision` ("bf16" on CUDA, "fp32" on the CPU),
+    `cell_dir` (files written there are logged with the cell), `artifacts` (an `ArtifactStore`
+    shared across cells and invocations: `get_or_build(kind, key, build)`)."""
 
     def __init__(
         self,
         budget: Budget,
+        ledger: Ledger,
         device: torch.device,
         seed: int,
-        monitor: Callable[[torch.nn.Module], dict[str, float]] | None = None,
-        progress=None,
-        curve_every: int = 0,
+        cell_dir: Path | None = None,
+        artifacts=None,
+        flush_every: int = 0,
     ):
         self.budget = budget
-        self.device = device
+        self._ledger = ledger
+        self.device = torch.device(device)
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
-        self.history = History()
-        self._monitor = monitor
-        self.progress = progress
-        self._pending: list[torch.Tensor] = []
-        self._interval = curve_interval(curve_every, budget.steps)
+        self.generator = torch.Generator().manual_seed(mix_seed("method generator", seed))
+        self.device_generator = torch.Generator(device=self.device).manual_seed(mix_seed("method device generator", seed))
+        self.precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.cell_dir = cell_dir
+        self.artifacts = artifacts
+        self._history = History()
+        self._pending_loss: list[torch.Tensor] = []
+        self._pending_logs: list[tuple[str, int, torch.Tensor | float]] = []
+        self._flush_every = curve_interval(flush_every, budget.steps)
 
-    def step(self, model: torch.nn.Module, loss: torch.Tensor, **scalars: float) -> None:
-        """Record one optimizer step (call after `optimizer.step()`)."""
-        h = self.history
-        if h.steps >= self.budget.steps:
-            raise BudgetExhausted(f"the method took more than its budget of {self.budget.steps} steps")
+    # ---- budget
+    def remaining(self, account: str) -> int:
+        """How many calls of `account` ("steps", "queries", "batch_queries", "batch_scores", "stats") are left."""
+        return self._ledger.remaining(account)
+
+    @property
+    def spent(self) -> dict[str, dict]:
+        """A copy of the ledger: {account: {calls, examples, seconds, limit}}."""
+        return self._ledger.to_dict()
+
+    @property
+    def steps(self) -> int:
+        """Steps reported so far."""
+        return self._history.steps
+
+    # ---- reporting
+    def step(self, loss: torch.Tensor | None = None, **scalars: torch.Tensor | float) -> None:
+        """Report one optimizer step on the model (call it after every `optimizer.step()`), with the
+        step's loss if it has one and scalars to log at this step."""
+        self._ledger.authorise("steps")
+        self._ledger.charge("steps")
+        h = self._history
         h.steps += 1
-        self._pending.append(loss.detach())
+        if loss is not None:
+            self._pending_loss.append(loss.detach().reshape(()))
         for name, value in scalars.items():
-            h.scalars.setdefault(name, []).append((h.steps, float(value)))
-        if h.steps % self._interval == 0 or h.steps == self.budget.steps:
+            self.log(name, value)
+        meter = active_meter()
+        if meter is not None:
+            meter.on_reported_step()
+        if h.steps % self._flush_every == 0 or h.steps == self.budget.steps:
             self._flush()
-            self.observe(model)
-            if self.progress is not None:
-                self.progress.update(h.steps - self.progress.n)
+
+    def log(self, name: str, value: torch.Tensor | float, step: int | None = None) -> None:
+        """Log a diagnostic (logged to MLflow as `method/<name>`); `step` defaults to the steps reported
+        so far, so values logged before the first step (e.g. a meta-training stage) sit at step 0.
+        A tensor stays on its device until the next flush."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().reshape(())
+        else:
+            value = float(value)
+        self._pending_logs.append((name, self._history.steps if step is None else int(step), value))
+
+    def autocast(self):
+        """`with ctx.autocast():` runs the body in the cell's precision (bf16 autocast on CUDA, off on the CPU)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        values = torch.stack(self._pending).float().cpu()
-        self._pending.clear()
-        if not torch.isfinite(values).all():
-            bad = self.history.steps - len(values) + 1 + int((~torch.isfinite(values)).nonzero()[0])
-            raise Diverged(f"loss became {values[~torch.isfinite(values)][0].item()} at step {bad}")
-        self.history.loss.extend(values.tolist())
-
-    def observe(self, model: torch.nn.Module) -> None:
-        """Add a point to the val curves (the runner's own evaluation: not a counted query)."""
-        if self._monitor is None:
-            return
-        for name, value in self._monitor(model).items():
-            self.history.curves.setdefault(name, []).append((self.history.steps, value))
+        if self._pending_loss:
+            values = _to_floats(self._pending_loss)
+            self._pending_loss.clear()
+            bad = [i for i, v in enumerate(values) if v != v or v in (float("inf"), float("-inf"))]
+            if bad:
+                step = self._history.steps - len(values) + 1 + bad[0]
+                raise Diverged(f"loss became {values[bad[0]]} at step {step}")
+            self._history.loss.extend(values)
+        if self._pending_logs:
+            floats = _to_floats([value for _, _, value in self._pending_logs])
+            for (name, step, _), value in zip(self._pending_logs, floats, strict=True):
+                self._history.logs.setdefault(name, []).append((step, value))
+            self._pending_logs.clear()
 
     def finish(self) -> History:
+        """End of finetuning: flush what is pending and return the history (`return ctx.finish()`)."""
         self._flush()
-        return self.history
+        return self._history
+
+
+def _to_floats(values: list[torch.Tensor | float]) -> list[float]:
+    """Floats from a mix of numbers and 0-d tensors, with one device-to-host copy per device."""
+    out: list[float | None] = [v if isinstance(v, float) else None for v in values]
+    by_device: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append(i)
+    for indices in by_device.values():
+        stacked = torch.stack([values[i].float() for i in indices]).cpu().tolist()
+        for i, v in zip(indices, stacked, strict=True):
+            out[i] = v
+    return out  # type: ignore[return-value]

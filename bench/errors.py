@@ -14,7 +14,11 @@ class Diverged(CellFailure):
 
 
 class BudgetExhausted(Exception):
-    """A method asked the oracle for more metric queries than its budget allows."""
+    """A method asked for more of a budget account (steps, queries, ...) than the cell's budget allows."""
+
+
+class UnreportedSteps(CellFailure):
+    """A method took more optimizer steps on the model than it reported with `ctx.step`."""
 
 
 class HookContractError(TypeError):

@@ -1,32 +1,28 @@
 """The sealed black-box metric and the view of a task that a method is handed.
 
-A method gets a `TaskView` (train split, surrogate loss, predict function; no val inputs, no test
-split) and a `MetricOracle` (the task's target metric on the val split, every query counted against
-the cell's budget). Neither references the test split, directly or through anything they hold; the
-test suite walks the object graph to prove it.
+A method gets a `TaskView` (train batches, the forward pass, the loss family, predictions; never val
+inputs or the test split) and a `MetricOracle` (the cell's target metric on the val split). Every
+oracle call is authorised against one account of the cell's ledger before it runs and charged after
+(calls, examples, seconds): full-val queries, queries on fixed val mini-batches (per model or per
+candidate adapter vector), scores of the method's own predictions, validation statistics. The
+oracle keeps val in private state; nothing it or the view holds reaches the test split, the
+harness's val curve or its monitor, even through private attributes and closures (the tests walk
+the object graph to prove it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
-from dataclasses import asdict, dataclass
 
 import torch
-from metricbench.bench.errors import BudgetExhausted
+from metricbench.bench.budget import Ledger
 from metricbench.tasks import metrics as metric_lib
+from metricbench.tasks.metrics import seal
 from metricbench.tasks.sampling import mix_seed
 
-
-@dataclass
-class QueryCounter:
-    """What a method spent on the metric: calls, examples scored, seconds."""
-
-    calls: int = 0
-    examples: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+_handle_ids = itertools.count(1)
 
 
 class TaskView:
@@ -72,53 +68,110 @@ class TaskView:
         return self._task.train_batches(self.train, batch_size, self._seed if seed is None else seed, start_step)
 
 
-class MetricOracle:
-    """The task's target metric as a black box on the observation (val) split.
+class ValBatch:
+    """A fixed mini-batch of val examples, drawn once with `oracle.batch(n)` and reused, so that models
+    or candidates compared on it see the same examples (antithetic ES pairs, for one). Opaque: it
+    holds indices into val and its size, never inputs or labels."""
 
-    - `query(model)`: the metric of the model on all of val; `query(model, batch_size=n)`: on a random
-      mini-batch of about n val examples, drawn by the task's rule (uniform; whole class groups for
-      retrieval, so Recall@K is defined) with the oracle's own seeded generator.
-    - `score(predictions, targets)`: the metric of predictions the method made itself (e.g. on a
-      training batch).
-    Each call costs one query of `budget`; a call beyond it raises `BudgetExhausted`.
-    `direction` is "lower" or "higher": methods must read it rather than assume one.
+    __slots__ = ("_indices", "_oracle", "size")
+
+    def __init__(self, indices: torch.Tensor, oracle_id: int):
+        self._indices = indices
+        self._oracle = oracle_id
+        self.size = len(indices)
+
+    def __repr__(self) -> str:
+        return f"ValBatch(size={self.size})"
+
+
+class MetricOracle:
+    """The cell's target metric as a black box on the val split, metered by the cell's ledger.
+
+    - `batch(n) -> ValBatch`: draw a fixed mini-batch of about n val examples (free; seeded; the task's
+      rule: uniform, or whole class groups for retrieval so Recall@K is defined). At most half of val:
+      all of val is what `query(model)` is for.
+    - `query(model)`: the metric on all of val (account `queries`); `query(model, on=batch)`: on a
+      fixed mini-batch (account `batch_queries`, one call).
+    - `query_candidates(model, adapters, vectors, on=batch)`: the metric of the model with its FiLM
+      adapters set to each row of `vectors`, on one fixed mini-batch (`len(vectors)` batch queries,
+      functional forwards: the model and its stored adapters are untouched).
+    - `score(predictions, targets)`: the metric of predictions the method made itself, e.g. on a
+      training batch (account `batch_scores`).
+    - `statistics(model, on=None)`: the task kind's validation statistics, e.g. a confusion matrix
+      (account `stats`).
+    A call beyond an account's limit raises `BudgetExhausted` before any work is done;
+    `remaining(account)` says what is left. `direction` is "lower" or "higher": read it, never assume.
     """
 
-    def __init__(self, task, val, metric: str, budget: int, seed: int):
+    def __init__(self, task, val, metric: str, ledger: Ledger, seed: int):
         self._task = task
         self._val = val
+        self._ledger = ledger
+        self._id = next(_handle_ids)
+        self._generator = torch.Generator().manual_seed(mix_seed("oracle batches", seed))
         self.metric = metric
-        self.direction = metric_lib.direction(self.metric)
-        self.budget = budget
-        self.spent = QueryCounter()
-        self._generator = torch.Generator().manual_seed(seed)
+        self.direction = metric_lib.direction(metric)
+        self.max_batch_size = max(1, len(val) // 2)
+
+    def remaining(self, account: str = "queries") -> int:
+        return self._ledger.remaining(account)
 
     @property
-    def remaining(self) -> int:
-        return self.budget - self.spent.calls
+    def spent(self) -> dict[str, dict]:
+        """A copy of the ledger: {account: {calls, examples, seconds, limit}}."""
+        return self._ledger.to_dict()
 
-    def _charge(self, examples: int, started: float) -> None:
-        self.spent.calls += 1
-        self.spent.examples += examples
-        self.spent.seconds += time.perf_counter() - started
-
-    def _check_budget(self) -> None:
-        if self.spent.calls >= self.budget:
-            raise BudgetExhausted(f"metric query budget of {self.budget} spent; check oracle.remaining before querying")
-
-    def query(self, model, batch_size: int | None = None) -> float:
-        self._check_budget()
+    @contextlib.contextmanager
+    def _metered(self, account: str, calls: int, examples: int):
+        self._ledger.authorise(account, calls)
         started = time.perf_counter()
-        split = self._val
-        if batch_size is not None and batch_size < len(split):
-            split = split.subset(self._task.sample_val(split, batch_size, self._generator))
-        value = self._task.evaluate(model, split, (self.metric,))[self.metric]
-        self._charge(len(split), started)
-        return value
+        with seal.unsealed():
+            yield
+        device = self._val.device
+        if device is not None and torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)  # charge the GPU time, not the launch time
+        self._ledger.charge(account, calls, examples, time.perf_counter() - started)
+
+    def _split(self, on: ValBatch | None):
+        if on is None:
+            return self._val
+        if not isinstance(on, ValBatch) or on._oracle != self._id:
+            raise TypeError(f"`on` must be a ValBatch drawn from this oracle with oracle.batch(n), got {on!r}")
+        return self._val.subset(on._indices)
+
+    def batch(self, n: int) -> ValBatch:
+        if not 1 <= n <= self.max_batch_size:
+            raise ValueError(
+                f"a val mini-batch holds 1 to {self.max_batch_size} examples (half of val), got {n}; "
+                "query(model) without `on` scores all of val"
+            )
+        return ValBatch(self._task.sample_val(self._val, n, self._generator), self._id)
+
+    def query(self, model, on: ValBatch | None = None) -> float:
+        split = self._split(on)
+        with self._metered("queries" if on is None else "batch_queries", 1, len(split)):
+            return self._task.evaluate(model, split, (self.metric,))[self.metric]
+
+    def query_candidates(self, model, adapters, vectors: torch.Tensor, on: ValBatch, batched: bool = False) -> torch.Tensor:
+        """The metric for each row of `vectors` (k x len(adapters)) as a k-vector (float64, CPU), on one
+        fixed batch. `batched=True` runs the candidates through `torch.func.vmap` (tensor models only;
+        on the development CPU it was slower than the default loop, see the README's performance notes)."""
+        if adapters.model is not model:
+            raise ValueError("`adapters` must be attached to `model` (adapters = attach_film_adapters(model))")
+        if vectors.ndim != 2 or vectors.shape[1] != len(adapters):
+            raise ValueError(f"`vectors` must be k x {len(adapters)} (one adapter vector per row), got {tuple(vectors.shape)}")
+        split = self._split(on)
+        with self._metered("batch_queries", len(vectors), len(vectors) * len(split)):
+            per_candidate, targets = self._task.predict_candidates(model, adapters, vectors, split, batched)
+            values = [self._task.score(p, targets, (self.metric,), device=split.device)[self.metric] for p in per_candidate]
+        return torch.tensor(values, dtype=torch.float64)
 
     def score(self, predictions, targets) -> float:
-        self._check_budget()
-        started = time.perf_counter()
-        value = self._task.score(predictions, targets, (self.metric,), device=self._val.device)[self.metric]
-        self._charge(len(targets), started)
-        return value
+        with self._metered("batch_scores", 1, len(targets)):
+            return self._task.score(predictions, targets, (self.metric,), device=self._val.device)[self.metric]
+
+    def statistics(self, model, on: ValBatch | None = None) -> dict[str, torch.Tensor]:
+        split = self._split(on)
+        with self._metered("stats", 1, len(split)):
+            predictions, targets = self._task.predict_split(model, split)
+            return {k: v.detach().cpu() for k, v in self._task.statistics(predictions, targets).items()}

@@ -1,13 +1,20 @@
-"""The shared starting checkpoint of a (task, seed): trained once, cached on disk, reused by every method.
+"""The shared starting checkpoint of a (task, seed): trained once, stored, reused by every method.
 
-The cache key is what determines the trained weights: the task's name and options, the seed, the
-device type (and on the CPU the thread count), the pretraining recipe, the task's explicit `version`, and a hash of the code that
-runs: the modules defining the task's class and its bases (its own module and its kind), the
-data-order code and the training loop. Adding another task file or editing a metric leaves it
-unchanged; a change to shared code elsewhere (a model module) is announced by bumping `version`.
+The checkpoint is an artifact of kind "pretrained" in an `ArtifactStore` (`CACHE/pretrained/`), so it
+is shared by every cell, by later runs and by runs started side by side: the first to ask trains it
+while holding the key's lock, the others wait and load it. Its `weights.pt` is checked against the
+size and sha256 in the artifact's manifest before it is loaded; a corrupt checkpoint is rebuilt (with
+one warning line), never loaded silently.
+
+The key (`checkpoint_config`) is what determines the trained weights: the task's name and options,
+the seed, the device type (and on the CPU the thread count), the pretraining recipe, the task's
+explicit `version`, and a hash of the code that runs: the modules defining the task's class and its
+bases (its own module and its kind), the data-order code and the training loop. Adding another task
+file or editing a metric leaves it unchanged; a change to shared code elsewhere (a model module) is
+announced by bumping `version`.
 
 The checkpoint holds weights only: the `(pretrained)` metrics are recomputed by each cell with the
-current metric code, never read back from the cache.
+current metric code, never read back from the store.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,9 +30,11 @@ import metricbench.bench.training
 import metricbench.tasks.sampling
 import metricbench.tasks.splits
 import torch
-from metricbench.bench.files import atomic_write_bytes
+from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.training import train_steps
 from metricbench.tasks.sampling import mix_seed
+
+WEIGHTS = "weights.pt"
 
 
 def code_files(task) -> list[Path]:
@@ -47,11 +55,12 @@ def code_version(task) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoint_key(task, seed: int, device_type: str) -> str:
+def checkpoint_config(task, seed: int, device_type: str) -> dict:
+    """What decides the weights pretraining `task` with `seed` on `device_type` produces (the store's key)."""
     # the device type is part of the key: CPU and GPU kernels give different weights from one seed,
     # and a CPU run must reproduce a CPU run exactly; on the CPU so is the thread count, which
     # changes the order of floating-point reductions
-    config = {
+    return {
         "task": task.name,
         "options": task.options,
         "seed": seed,
@@ -61,7 +70,11 @@ def checkpoint_key(task, seed: int, device_type: str) -> str:
         "version": task.version,
         "code": code_version(task),
     }
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def checkpoint_key(task, seed: int, device_type: str) -> str:
+    """The checkpoint's 16-hex-digit key: the digest of `checkpoint_config`, as in its folder's name."""
+    return key_digest(checkpoint_config(task, seed, device_type))
 
 
 @contextlib.contextmanager
@@ -80,17 +93,31 @@ def seeded_model(task, seed: int) -> torch.nn.Module:
         return task.build_model()
 
 
-def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_dir: Path, progress=None) -> tuple[dict, dict]:
-    """The (state dict, info) of the task's pretrained model for `seed`, training it if not cached.
+def pretrained_checkpoint(
+    task, splits, seed: int, device: torch.device | str, store: ArtifactStore, progress=None
+) -> tuple[dict, dict]:
+    """The (state dict on the CPU, info) of the task's pretrained model for `seed`, trained if not stored.
 
-    Pretraining sees the train split only. `info` holds the key, the recipe and how long training
-    took. `progress(total)`, if given, returns a bar with `update(n)` and `close()`.
+    Pretraining sees the train split only. `info` holds the key, the recipe, how long training took,
+    and `built` (whether this call trained it). `progress(total)`, if given, returns a bar with
+    `update(n)` and `close()`.
     """
-    key = checkpoint_key(task, seed, torch.device(device).type)
-    path = Path(cache_dir) / f"{task.name}-seed{seed}-{key}.pt"
-    if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return saved["state_dict"], saved["info"]
+    device = torch.device(device)
+    config = checkpoint_config(task, seed, device.type)
+
+    def build(folder: Path) -> dict:
+        state, seconds = _pretrain(task, splits, seed, device, progress)
+        torch.save({"state_dict": state}, folder / WEIGHTS)
+        return {"key": key_digest(config), "recipe": task.pretrain.to_dict(), "seconds": seconds}
+
+    artifact = store.get_or_build("pretrained", config, build, label=f"{task.name}-seed{seed}")
+    # loaded back even when just built, so this run starts from exactly what later runs will load
+    saved = torch.load(artifact.file(WEIGHTS), map_location="cpu", weights_only=True)
+    return saved["state_dict"], {**artifact.info, "built": artifact.built}
+
+
+def _pretrain(task, splits, seed: int, device: torch.device, progress) -> tuple[dict, float]:
+    """Train the task's model from `seed` with its pretraining recipe: (state dict on the CPU, seconds)."""
     model = seeded_model(task, seed).to(device)
     recipe = task.pretrain
     batches = task.train_batches(splits.train, recipe.batch_size, mix_seed("pretrain batches", seed))
@@ -101,12 +128,10 @@ def pretrained_checkpoint(task, splits, seed: int, device: torch.device, cache_d
         # its own, so the checkpoint does not depend on what ran earlier in the process
         with seeded_global_rng(mix_seed("pretrain", seed), device):
             train_steps(model, task.loss, batches, recipe, on_step=(lambda _step, _loss: bar.update(1)) if bar else None)
-        if torch.device(device).type == "cuda":
+        if device.type == "cuda":
             torch.cuda.synchronize(device)  # GPU work is asynchronous: time it when it is done
     finally:
         if bar is not None:
             bar.close()
-    info = {"key": key, "recipe": recipe.to_dict(), "seconds": time.perf_counter() - started}
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, lambda handle: torch.save({"state_dict": state, "info": info}, handle))
-    return state, info
+    seconds = time.perf_counter() - started
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, seconds

@@ -29,6 +29,8 @@ class Option:
     default: Any
     help: str = ""
     choices: tuple | None = None
+    check: Callable[[Any], bool] | None = None  # a further condition on the value...
+    requirement: str = ""  # ...and what it requires, in words ("an even number of at least 2")
 
     def coerce(self, owner: str, name: str, value: Any) -> Any:
         """Return `value` as this option's type, or raise a UsageError that says what is expected."""
@@ -45,6 +47,8 @@ class Option:
             )
         if self.choices is not None and value not in self.choices:
             raise UsageError(f"option '{name}' of {owner} must be one of {', '.join(map(repr, self.choices))}, got {value!r}")
+        if self.check is not None and not self.check(value):
+            raise UsageError(f"option '{name}' of {owner} must be {self.requirement}, got {value!r}")
         return value
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metricbench.bench import tables
-from metricbench.bench.cell import CellEnv, read_record, record_path, run_cell, write_record
+from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, write_record
 from metricbench.bench.errors import UsageError
 from metricbench.bench.files import ensure_writable_folder
 from metricbench.bench.suite import Suite
@@ -113,6 +113,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         tags=env_tags,
     )
     logged = tracker.logged_cell_ids()
+    splits_cache = SplitCache()  # this invocation's, held here and never by anything a method is handed
     computed = skipped = failed = 0
     bar = _cell_bar(len(cells), settings.quiet)
     try:
@@ -123,7 +124,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
             else:
                 if bar is not None:
                     bar.set_postfix_str(f"{cell.task}/{cell.target}/{cell.method}/seed{cell.seed}")
-                record = run_cell(cell, env)
+                record = run_cell(cell, env, splits_cache)
                 write_record(out_dir, record)
                 computed += 1
                 if record["status"] != "ok":
@@ -132,7 +133,9 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
             if record["cell_id"] not in logged:
                 # the record is the source of truth: a cell whose logging was interrupted, or whose
                 # store is new (another --tracking-uri, a moved folder), is logged now without training
-                record["mlflow_run_id"] = tracker.log_cell(record, record_path(out_dir, cell), env_tags)
+                record["mlflow_run_id"] = tracker.log_cell(
+                    record, record_path(out_dir, cell), env_tags, cell_folder(out_dir, cell)
+                )
                 write_record(out_dir, record)
             if bar is not None:
                 bar.update(1)

@@ -11,9 +11,12 @@ A suite file::
     [targets]                           # optional: the metrics each task's cells optimise
     digits = ["misclassification", "aucpr"]   # default: the task's first metric
 
-    [budget]                            # optional: overrides each task's default budget
-    steps = 100
-    queries = 10
+    [budget]                            # optional: overrides each task's default budget, per account
+    steps = 100                         # optimizer steps on the model
+    queries = 10                        # full-val metric queries
+    batch_queries = 1600                # metric on fixed val mini-batches, per candidate (default 16 per step)
+    batch_scores = 100                  # metric of the method's own predictions (default 1 per step)
+    stats = 10                          # validation statistics (default: as many as queries)
     eval_every = 20                     # the uncounted val curve (0: a tenth of the steps); not part of a cell's identity
 
     [task_options.digits]               # optional, per task
@@ -33,12 +36,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from metricbench.bench.budget import ACCOUNTS, Budget
 from metricbench.bench.errors import UsageError
 from metricbench.bench.registry import suggest
-from metricbench.bench.training import Budget
 
 SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "targets", "budget", "task_options", "method_options"}
-BUDGET_KEYS = {"steps", "queries", "eval_every"}
+BUDGET_KEYS = {*ACCOUNTS, "eval_every"}
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,7 @@ class Suite:
             task_entry = TASKS.entry(task_name)
             task_options = task_entry.resolve_options("task", self.task_options.get(task_name, {}))
             default_budget = task_entry.factory.budget
-            budget = Budget(
-                steps=self.budget.get("steps", default_budget.steps),
-                queries=self.budget.get("queries", default_budget.queries),
-            )
+            budget = default_budget.overridden(**{k: v for k, v in self.budget.items() if k in ACCOUNTS})
             for target in self._targets_of(task_name, task_entry.factory.metrics):
                 for method_name in method_names:
                     method_entry = METHODS.entry(method_name)

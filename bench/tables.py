@@ -13,6 +13,7 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
+from metricbench.bench.budget import ACCOUNTS
 from metricbench.bench.errors import UsageError
 from metricbench.bench.tracking import KIND_TAG, metric_key
 
@@ -32,6 +33,7 @@ class CellResult:
     pretrained: dict[str, float]
     directions: dict[str, str]  # in the task's metric order; the first is its default target
     target: str = ""
+    spent: dict[str, float] = field(default_factory=dict)  # account -> calls
 
     @property
     def default_target(self) -> str:
@@ -62,6 +64,7 @@ class Table:
     columns: list[tuple[str, str, str]]  # (task, metric, direction)
     rows: dict[str, dict[tuple[str, str], Stat]]
     failures: list[str]
+    spending: dict[tuple[str, str], dict[str, Stat]] = field(default_factory=dict)  # (row, task) -> account -> calls
 
     def best(self, column: tuple[str, str, str]) -> set[str]:
         task, metric, direction = column
@@ -122,6 +125,7 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     pretrained=_logged(metrics, "pretrained_test/", order),
                     directions={m: directions[m] for m in order},
                     target=tags.get("target_metric", ""),
+                    spent={a: metrics[f"spent/{a}_calls"] for a in ACCOUNTS if f"spent/{a}_calls" in metrics},
                 )
             )
         token = page.token
@@ -146,6 +150,7 @@ def build(results: list[CellResult]) -> Table:
                 columns.append((r.task, metric, direction))
     rows: dict[str, dict[tuple[str, str], Stat]] = {PRETRAINED_ROW: {}}
     pretrained_seen: set[tuple[str, int]] = set()
+    table_spending: dict[tuple[str, str], dict[str, Stat]] = {}
     failures = []
     for r in results:
         cells = rows.setdefault(r.row, {})
@@ -159,11 +164,15 @@ def build(results: list[CellResult]) -> Table:
                 rows[PRETRAINED_ROW].setdefault((r.task, metric), Stat()).values.append(r.pretrained[metric])
         if r.pretrained:
             pretrained_seen.add((r.task, r.seed))
+        if r.status == "ok" and r.spent:
+            spending = table_spending.setdefault((r.row, r.task), {})
+            for account, calls in r.spent.items():
+                spending.setdefault(account, Stat()).values.append(calls)
         if r.status != "ok":
             failures.append(f"{r.task} / {r.row} / seed {r.seed}: {r.reason or 'failed'}")
     if not rows[PRETRAINED_ROW]:
         del rows[PRETRAINED_ROW]
-    return Table(columns, rows, failures)
+    return Table(columns, rows, failures, table_spending)
 
 
 def _cell_text(stat: Stat | None, bold: bool, latex: bool) -> str:
@@ -192,9 +201,20 @@ def to_markdown(table: Table) -> str:
         "(pretrained) is the shared starting checkpoint; a row `method → metric` optimised that metric, "
         "other rows each task's first metric.\n"
     )
+    if table.spending:
+        text += "\nSpent per cell (calls of each budget account, mean over finished seeds):\n\n"
+        text += "| method | task | " + " | ".join(ACCOUNTS) + " |\n|" + "---|" * (len(ACCOUNTS) + 2) + "\n"
+        for (row, task), accounts in table.spending.items():
+            text += f"| {row} | {task} | " + " | ".join(_calls(accounts.get(a)) for a in ACCOUNTS) + " |\n"
     if table.failures:
         text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)
     return text
+
+
+def _calls(stat: Stat | None) -> str:
+    if stat is None or stat.mean is None:
+        return "–"
+    return f"{stat.mean:g}"
 
 
 _LATEX_SPECIALS = (
@@ -227,6 +247,14 @@ def to_latex(table: Table) -> str:
         ]
         lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.spending:
+        lines += ["", r"\begin{tabular}{ll" + "r" * len(ACCOUNTS) + "}", r"\toprule"]
+        lines.append(" & ".join(["method", "task", *(_latex_escape(a) for a in ACCOUNTS)]) + r" \\")
+        lines.append(r"\midrule")
+        for (row, task), accounts in table.spending.items():
+            cells = [_latex_escape(row), _latex_escape(task), *(_calls(accounts.get(a)) for a in ACCOUNTS)]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +281,9 @@ def to_csv(table: Table) -> str:
                     int(method in table.best((t, m, d))),
                 ]
             )
+    for (row, task), accounts in table.spending.items():
+        for account, stat in accounts.items():
+            writer.writerow([row, task, f"spent:{account}", "", repr(stat.mean), "", len(stat.values), 0, 0])
     return buffer.getvalue()
 
 

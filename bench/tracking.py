@@ -194,8 +194,9 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metric_objs[:1000], params=param_objs[:100], tags=tag_objs[:100])
             metric_objs, param_objs, tag_objs = metric_objs[1000:], param_objs[100:], tag_objs[100:]
 
-    def log_cell(self, record: dict, record_file: Path, env_tags: dict[str, str]) -> str:
-        """Create the cell's child run from its record; return the run id."""
+    def log_cell(self, record: dict, record_file: Path, env_tags: dict[str, str], cell_dir: Path | None = None) -> str:
+        """Create the cell's child run from its record (and the method's files in `cell_dir`, as
+        artifacts under `method/`); return the run id."""
         tags = {
             KIND_TAG: "cell",
             "cell_id": record["cell_id"],
@@ -232,15 +233,16 @@ class Tracker:
         }
         metrics = {f"test/{metric_key(k)}": v for k, v in record["metrics"].items()}
         metrics.update({f"pretrained_test/{metric_key(k)}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
-        queries = record.get("queries", {})
-        metrics.update({f"budget/query_{k}": v for k, v in queries.items()})
-        metrics["budget/steps_taken"] = record.get("history", {}).get("steps", 0)
+        metrics.update(_spending(record))
         metrics["wall_seconds"] = record["wall_seconds"]
-        if "finetune_seconds" in record:
-            metrics["finetune_seconds"] = record["finetune_seconds"]
+        for key in ("finetune_seconds", "gpu_seconds"):
+            if key in record:
+                metrics[key] = record[key]
         self._log_batch(run_id, metrics=metrics, params=params, steps=_curve_points(record))
         with tempfile.TemporaryDirectory() as tmp:
             self.client.log_artifact(run_id, str(record_file))
+            if cell_dir is not None and cell_dir.is_dir() and any(cell_dir.iterdir()):
+                self.client.log_artifacts(run_id, str(cell_dir), artifact_path="method")
             plot = _curve_plot(record, Path(tmp))
             if plot is not None:
                 self.client.log_artifact(run_id, str(plot))
@@ -248,13 +250,25 @@ class Tracker:
         return run_id
 
 
+def _spending(record: dict) -> dict[str, float]:
+    """`spent/<account>_calls` and `_examples` for every budget account, and the step counts."""
+    out = {}
+    for account, spent in (record.get("spent") or {}).items():
+        out[f"spent/{account}_calls"] = spent["calls"]
+        out[f"spent/{account}_examples"] = spent["examples"]
+    for key, value in (record.get("steps") or {}).items():
+        out[f"spent/{key}"] = value
+    return out
+
+
 def _curve_points(record: dict, max_loss_points: int = 500) -> list[tuple[str, int, float]]:
-    """(key, step, value) triples: val curves, and the train loss averaged into at most 500 points."""
+    """(key, step, value) triples: val curves, the method's logs, and the train loss averaged into at
+    most 500 points."""
     history = record.get("history") or {}
     points = [
-        (f"val/{metric_key(name)}", step, value) for name, curve in history.get("curves", {}).items() for step, value in curve
+        (f"val/{metric_key(name)}", step, value) for name, curve in (record.get("curves") or {}).items() for step, value in curve
     ]
-    points += [(f"method/{name}", step, value) for name, series in history.get("scalars", {}).items() for step, value in series]
+    points += [(f"method/{name}", step, value) for name, series in history.get("logs", {}).items() for step, value in series]
     loss = history.get("loss", [])
     window = max(1, -(-len(loss) // max_loss_points))
     for start in range(0, len(loss), window):
@@ -265,7 +279,7 @@ def _curve_points(record: dict, max_loss_points: int = 500) -> list[tuple[str, i
 
 def _curve_plot(record: dict, folder: Path) -> Path | None:
     history = record.get("history") or {}
-    curves = history.get("curves", {})
+    curves = record.get("curves") or {}
     if not curves and not history.get("loss"):
         return None
     import matplotlib

@@ -25,22 +25,6 @@ class TrainRecipe:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """What a method may spend in one cell: optimizer steps and counted metric queries."""
-
-    steps: int
-    queries: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def curve_interval(eval_every: int, steps: int) -> int:
-    """Steps between points of the runner's val curve (`eval_every`; 0: a tenth of the steps)."""
-    return eval_every or max(1, steps // 10)
-
-
 def make_optimizer(params, recipe: TrainRecipe) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if recipe.optimizer == "adam":

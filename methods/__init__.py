@@ -6,7 +6,9 @@ group `metricbench.methods`.
 
 from metricbench.bench.registry import Option, Registry
 
-METHODS = Registry("method", builtin_modules=("metricbench.methods.surrogate",), entry_point_group="metricbench.methods")
+METHODS = Registry(
+    "method", builtin_modules=("metricbench.methods.surrogate", "metricbench.methods.es"), entry_point_group="metricbench.methods"
+)
 
 register_method = METHODS.register
 create_method = METHODS.create

@@ -15,19 +15,28 @@ class Method(abc.ABC):
     """A way to finetune a pretrained model towards a black-box metric.
 
     Register a subclass with `@register_method(name, description, options)`; its options arrive in
-    `self.options`. Hook to implement:
+    `self.options`, the name it was created by in `self.name`. Hook to implement:
 
-    - `finetune(model, task, oracle, ctx) -> History`: change `model` in place, taking at most
-      `ctx.budget.steps` optimizer steps (call `ctx.step(model, loss)` after each) and at most
-      `ctx.budget.queries` metric queries (`oracle.query` / `oracle.score`; both raise once the budget
-      is spent). Use `ctx.generator` for any randomness so the same seed gives the same run. Read the
-      metric's direction from `oracle.direction`. Return `ctx.finish()`.
+    - `finetune(model, task, oracle, ctx) -> History`: change `model` in place and end with
+      `return ctx.finish()`.
 
-    The model arrives on `ctx.device`, in train mode, with the shared pretrained weights.
-    `task` is a `TaskView`: `train_batches(batch_size)` (reproducible from (seed, step)),
-    `train_step(model, batch, loss_params)` (loss, predictions and targets from one forward),
-    `loss_family()`, `predict`, and `finetune_recipe` (the task's suggested optimizer, learning
-    rate and batch size); never val inputs or the test split. `oracle.metric` is the cell's target.
+    What it is handed (the harness owns the data, the evaluation and the accounting):
+    - `model`: on `ctx.device`, in train mode, with the cell's shared pretrained weights.
+    - `task`, a `TaskView`: `train_batches(batch_size)` (reproducible from (seed, step)),
+      `train_step(model, batch, loss_params)` (loss, outputs, predictions and targets from one
+      forward), `loss_family()`, `forward`, `predictions`, `predict`, `finetune_recipe` (the task's
+      suggested optimizer, learning rate and batch size); never val inputs or the test split.
+    - `oracle`, a `MetricOracle` for the cell's target `oracle.metric` (read `oracle.direction`):
+      `query(model)` on all of val; `batch(n)` draws a fixed val mini-batch to reuse with
+      `query(model, on=batch)` and `query_candidates(model, adapters, vectors, on=batch)`;
+      `score(predictions, targets)` for the method's own predictions; `statistics(model)`.
+    - `ctx`, a `FinetuneContext`: `ctx.step(loss=None)` after every `optimizer.step()` on the model
+      (the harness counts those steps itself: fewer reports than steps fail the cell), `ctx.log(name,
+      value)`, `ctx.generator` / `ctx.device_generator` for all randomness (same seed, same run),
+      `ctx.autocast()`, `ctx.cell_dir`, `ctx.artifacts`, `ctx.remaining(account)`.
+    Every account of `ctx.budget` (steps, queries, batch_queries, batch_scores, stats) is authorised
+    before it is spent: going over raises `BudgetExhausted` and fails the cell. While `finetune` runs,
+    metrics can only be computed through the oracle.
     """
 
     def __init__(self, **options: Any):

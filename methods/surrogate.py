@@ -59,5 +59,5 @@ class Surrogate(Method):
             for p in params:
                 p.requires_grad_(True)
         batches = task.train_batches(recipe.batch_size)
-        train_steps(model, task.loss, batches, recipe, on_step=lambda _step, loss: ctx.step(model, loss), params=params)
+        train_steps(model, task.loss, batches, recipe, on_step=lambda _step, loss: ctx.step(loss), params=params)
         return ctx.finish()

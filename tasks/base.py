@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from metricbench.bench.errors import UsageError
-from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.bench.budget import Budget
+from metricbench.bench.errors import HookContractError, UsageError
+from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import metrics as metric_lib
 from metricbench.tasks.sampling import IndexStream, ShuffledBatches
 from metricbench.tasks.splits import Batch, Split, Splits
@@ -139,6 +141,11 @@ class Task(abc.ABC):
             return torch.cat(chunks)
         return [item for chunk in chunks for item in chunk]
 
+    def statistics(self, predictions: Any, targets: Any) -> dict[str, torch.Tensor]:
+        """Validation statistics richer than the scalar metric (Adaptive Loss Alignment's state): each
+        kind defines its own; the oracle computes them on val, counted on the `stats` account."""
+        raise HookContractError(f"task '{self.name}' ({self.kind}) defines no validation statistics; implement `statistics`")
+
     def check_data(self, paths: DataPaths) -> None:
         """Raise `UsageError` (one line: the task, what is missing, how to fix it) before anything runs."""
         if self.requires_data and paths.data_dir is None:
@@ -189,6 +196,30 @@ class Task(abc.ABC):
         finally:
             model.train(was_training)
         return self.collate(predictions), self.collate(targets)
+
+    @torch.no_grad()
+    def predict_candidates(self, model: nn.Module, adapters, vectors: torch.Tensor, split: Split, batched: bool = False):
+        """([predictions for each row of `vectors`], targets) on a whole split, with the model's FiLM
+        adapters set to each row in turn by a functional forward (`adapters.call_with`); each batch of
+        inputs is read once for all candidates. `batched` maps the candidates with `torch.func.vmap`."""
+        was_training = model.training
+        model.eval()
+        vectors = vectors.to(next(model.parameters()).device)
+        chunks: list[list] = [[] for _ in range(len(vectors))]
+        targets = []
+        try:
+            for batch in split.eval_batches(self.eval_batch_size):
+                if batched:
+                    stacked = torch.func.vmap(lambda v, x=batch.inputs: self.predict(partial(adapters.call_with, v), x))(vectors)
+                    for chunk, predictions in zip(chunks, stacked, strict=True):
+                        chunk.append(predictions)
+                else:
+                    for chunk, vector in zip(chunks, vectors, strict=True):
+                        chunk.append(self.predict(partial(adapters.call_with, vector), batch.inputs))
+                targets.append(batch.targets)
+        finally:
+            model.train(was_training)
+        return [self.collate(chunk) for chunk in chunks], self.collate(targets)
 
     def score(self, predictions, targets, metrics: tuple[str, ...] | None = None, device=None) -> dict[str, float]:
         """The task's metrics (or the named subset) on predictions and their targets, computed on `device`."""

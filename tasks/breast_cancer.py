@@ -3,7 +3,8 @@ binary), MLP. Stands in for a9a: tabular, binary, logistic loss."""
 
 from __future__ import annotations
 
-from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.bench.budget import Budget
+from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import register_task
 from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
 from sklearn.datasets import load_breast_cancer

@@ -79,3 +79,15 @@ class ClassificationTask(Task):
 
     def predict(self, model, inputs):
         return self.predictions(model(inputs))
+
+    def statistics(self, predictions, targets):
+        """`confusion`: C x C, row = true class, column = predicted class (arg-max; binary: p >= 0.5),
+        each row normalised to sum to 1 (a class absent from the batch gives a zero row)."""
+        if self.binary:
+            predicted = (predictions >= 0.5).long()
+        else:
+            predicted = predictions.argmax(dim=1)
+        targets = targets.to(predicted.device)
+        counts = torch.bincount(targets * self.num_classes + predicted, minlength=self.num_classes**2)
+        counts = counts.reshape(self.num_classes, self.num_classes).float()
+        return {"confusion": counts / counts.sum(dim=1, keepdim=True).clamp_min(1)}

@@ -49,10 +49,12 @@ class DetectionTask(Task):
     """Detection with a torchvision-style detector (`torchvision.models.detection` API).
 
     Implement `load_splits` (e.g. `StreamSplit` over `tasks.voc.VOCDetection` with `list_collate`,
-    or a `ListSplit`) and `build_model`. Set `loss_terms` to the names of the detector's loss dict.
+    or a `ListSplit`) and `build_model`. Set `loss_terms` to the names of the detector's loss dict and
+    `num_classes` to the number of foreground classes (labels 1..C; 0 is background).
     """
 
     kind = "detection"
+    num_classes: int = 1
     metrics = ("voc-map", "coco-map")
     loss_terms: tuple[str, ...] = FASTER_RCNN_LOSS_TERMS
     eval_batch_size = 16
@@ -68,6 +70,17 @@ class DetectionTask(Task):
 
     def predictions(self, outputs):
         return None
+
+    def statistics(self, predictions, targets):
+        """`ap_per_class`: VOC AP at IoU 0.5 of each of the `num_classes` foreground classes (labels 1..C;
+        0 where a class has no ground truth in the batch)."""
+        from metricbench.tasks.metrics.detection import voc_ap_per_class
+
+        values = torch.zeros(self.num_classes)
+        for label, ap in voc_ap_per_class(predictions, targets).items():
+            if 1 <= label <= self.num_classes:
+                values[label - 1] = ap
+        return {"ap_per_class": values}
 
     def predict(self, model, inputs):
         return model(images_to_model(inputs))

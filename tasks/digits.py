@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.bench.budget import Budget
+from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.classification import ClassificationTask
 from metricbench.tasks.data import stratified_split

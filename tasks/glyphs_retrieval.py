@@ -9,7 +9,8 @@ x 4 images, translated by up to 2 pixels on the device. Judged on Recall@1/2/4/8
 from __future__ import annotations
 
 import torch
-from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.bench.budget import Budget
+from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.data import class_disjoint_split
 from metricbench.tasks.glyphs_data import make_glyphs

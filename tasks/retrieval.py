@@ -73,6 +73,25 @@ class RetrievalTask(Task):
     def predict(self, model, inputs):
         return self.predictions(model(inputs))
 
+    def statistics(self, predictions, targets):
+        """`similarity`: (mean positive-pair cosine, mean negative-pair cosine, mean hardest-negative
+        cosine, fraction of items whose hardest negative is closer than their hardest positive)."""
+        labels = targets.to(predictions.device)
+        sim = predictions @ predictions.T
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=sim.device)
+        positive, negative = same & ~eye, ~same
+        hardest_negative = sim.masked_fill(~negative, -2).max(dim=1).values
+        hardest_positive = sim.masked_fill(~positive, 2).min(dim=1).values
+        has_both = positive.any(dim=1) & negative.any(dim=1)
+        values = [
+            sim[positive].mean(),
+            sim[negative].mean(),
+            hardest_negative[negative.any(dim=1)].mean(),
+            (hardest_negative > hardest_positive)[has_both].float().mean(),
+        ]
+        return {"similarity": torch.stack(values).nan_to_num(0.0)}
+
     def _labels(self, split: Split) -> torch.Tensor:
         labels = split.labels()
         if labels is None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from metricbench.bench.training import Budget, TrainRecipe
+from metricbench.bench.budget import Budget
+from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.detection import DetectionTask
 from metricbench.tasks.detectors import tiny_faster_rcnn
@@ -38,6 +39,7 @@ from metricbench.tasks.voc import VOCDetection
     },
 )
 class ShapesDetectionTask(DetectionTask):
+    num_classes = len(SHAPE_CLASSES)
     metrics = ("voc-map", "coco-map")
     metric_options = {"voc-map": {"interpolation": "11point"}}
     # a constant rate: cosine decay at this length lowered it too early (mAP 0.22-0.43 against 0.44-0.52)

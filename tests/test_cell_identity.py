@@ -4,6 +4,7 @@ device every computation runs on, and data checked before anything runs."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import textwrap
 
@@ -107,9 +108,9 @@ def test_the_checkpoint_holds_weights_only_and_the_pretrained_metrics_are_recomp
     (cell,) = load_suite("smoke").select(tasks=["breast-cancer"], methods=["surrogate"]).cells()
     env = CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     record = run_cell(cell, env)
-    (checkpoint,) = (tmp_path / "cache" / "pretrained").glob("*.pt")
-    saved = torch.load(checkpoint, weights_only=True)
-    assert set(saved["info"]) == {"key", "recipe", "seconds"}
+    (checkpoint,) = (tmp_path / "cache" / "pretrained").glob("*/weights.pt")
+    assert set(torch.load(checkpoint, weights_only=True)) == {"state_dict"}
+    assert set(json.loads((checkpoint.parent / "manifest.json").read_text())["info"]) == {"key", "recipe", "seconds"}
     assert set(record["pretrained"]["test"]) == set(record["metric_names"])
 
 

@@ -23,7 +23,7 @@ def _child_runs(out):
 
 def test_smoke_run_leaves_tables_and_a_complete_mlflow_store(smoke_run):
     out, summary = smoke_run
-    assert summary.failed == 0 and summary.computed == 2
+    assert summary.failed == 0 and summary.computed == len(load_suite("smoke").cells())
     for name in ("table.md", "table.tex", "table.csv"):
         assert (out / name).stat().st_size > 0
     assert "| surrogate |" in (out / "table.md").read_text()
@@ -32,7 +32,7 @@ def test_smoke_run_leaves_tables_and_a_complete_mlflow_store(smoke_run):
     assert experiment.name == "smoke"
     cells = [r for r in runs if r.data.tags.get("metricbench.kind") == "cell"]
     (parent,) = [r for r in runs if r.data.tags.get("metricbench.kind") == "invocation"]
-    assert len(cells) == 2
+    assert len(cells) == len(load_suite("smoke").cells())
     for run in cells:
         params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
         assert {"task", "method", "seed", "budget.steps", "budget.queries", "method.lr", "pretrained_checkpoint"} <= set(params)
@@ -42,9 +42,10 @@ def test_smoke_run_leaves_tables_and_a_complete_mlflow_store(smoke_run):
         assert {
             "test/misclassification",
             "test/aucpr",
-            "budget/query_calls",
-            "budget/query_examples",
-            "budget/query_seconds",
+            "spent/steps_calls",
+            "spent/queries_calls",
+            "spent/batch_queries_examples",
+            "spent/optimizer_steps",
             "wall_seconds",
         } <= set(metrics)
         curve = client.get_metric_history(run.info.run_id, "val/misclassification")
@@ -63,7 +64,7 @@ def test_running_again_trains_nothing(smoke_run, monkeypatch, checkpoint_cache):
     monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", no_training)
     monkeypatch.setattr("metricbench.bench.runner.run_cell", no_training)
     summary = run_suite(load_suite("smoke"), RunSettings(out_dir=out, device="cpu", quiet=True, cache_dir=checkpoint_cache))
-    assert (summary.computed, summary.skipped) == (0, 2)
+    assert (summary.computed, summary.skipped) == (0, len(load_suite("smoke").cells()))
     assert {p: p.read_text() for p in (out / "cells").glob("*.json")} == records
 
 
@@ -104,10 +105,10 @@ def _suite_file(tmp_path, methods):
 
 class Diverging(Method):
     def finetune(self, model, task, oracle, ctx):
-        batches = task.train_batches(16, ctx.generator)
+        batches = task.train_batches(16)
         for _ in range(ctx.budget.steps):
             loss = task.loss(model, next(batches)) * float("nan")
-            ctx.step(model, loss)
+            ctx.step(loss)
         return ctx.finish()
 
 
@@ -124,7 +125,7 @@ class ReturnsNothing(Method):
 class Greedy(Method):
     def finetune(self, model, task, oracle, ctx):
         for _ in range(ctx.budget.steps + 1):
-            ctx.step(model, torch.tensor(1.0))
+            ctx.step(torch.tensor(1.0))
         return ctx.finish()
 
 
@@ -147,7 +148,7 @@ def test_failing_cells_are_recorded_and_the_suite_goes_on(tmp_path, temporary_me
     assert reasons["test-diverging"].startswith("Diverged: loss became nan at step 1")
     assert reasons["test-raising"] == "RuntimeError: out of ideas"
     assert "return ctx.finish()" in reasons["test-returns-nothing"]
-    assert "more than its budget of 6 steps" in reasons["test-greedy"]
+    assert "budget 'steps' exhausted: 6 of 6 spent" in reasons["test-greedy"]
     assert all(by_method[m].info.status == "FAILED" for m in methods if m != "surrogate")
     table = (out / "table.md").read_text()
     assert "failed (1/1)" in table and "test-raising / seed 0: RuntimeError: out of ideas" in table
@@ -167,7 +168,9 @@ def test_failed_cells_are_retried_and_records_missing_from_the_store_are_logged_
     assert read_record(out, cells[0])["status"] == "ok"
     ran = []
     real = run_cell
-    monkeypatch.setattr("metricbench.bench.runner.run_cell", lambda cell, env: (ran.append(cell.method), real(cell, env))[1])
+    monkeypatch.setattr(
+        "metricbench.bench.runner.run_cell", lambda cell, env, cache: (ran.append(cell.method), real(cell, env, cache))[1]
+    )
     other_store = tmp_path / "other" / "mlflow.db"
     args = ["run", suite, "--out", str(out), "--quiet", "--device", "cpu", "--tracking-uri", f"sqlite:///{other_store}"]
     assert main(args) == 1

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 from metricbench.bench.registry import Option, Registry
+from metricbench.tasks.metrics import seal
 
 LOWER, HIGHER = "lower", "higher"
 
@@ -43,6 +44,7 @@ def direction(name: str) -> str:
 
 def compute(name: str, scores: Any, targets: Any, **options: Any) -> float:
     """Score `scores` against `targets` with metric `name`."""
+    seal.check(name)
     entry = METRICS.entry(name)
     return float(entry.factory(scores, targets, **entry.resolve_options("metric", options)))
 

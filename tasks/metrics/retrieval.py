@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 from metricbench.bench.registry import Option
+from metricbench.tasks.metrics import seal
 from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 CHUNK_BYTES = 256 * 2**20
@@ -65,6 +66,7 @@ def retrieval_metrics(
     metric: str = "retrieval",
 ) -> dict[str, float]:
     """Recall@K for each K in `ks` (keys "recall@K"), and optionally "map@r" and "r-precision", in one pass."""
+    seal.check(metric)
     embeddings, labels = _prepare(metric, embeddings, labels, device)
     n = embeddings.shape[0]
     ks = tuple(dict.fromkeys(ks))  # a K listed twice is counted once

@@ -2,7 +2,9 @@
 
 Run with `pytest tests/benchmarks --benchmark-only -s`. Each round of the runner path (surrogate
 method through `run_finetune`, with the step hook, budget checks and divergence checks) is
-preceded by a round of the bare loop, so drift of the machine hits both alike. The ratio is
+preceded by a round of the bare loop, so drift of the machine hits both alike. The runner path
+includes what every cell pays: the global optimizer-step hook that counts steps and the sealed
+metric library. The ratio is
 bare seconds / runner seconds (1.0 = no overhead); the target is >= 0.95. The runner's uncounted val
 curve is measured separately ("with curve"): it is evaluation, not training, and its cost is set by
 `budget.eval_every`. The device-resident transform path (a batched random crop on the device) is
@@ -16,10 +18,12 @@ import time
 
 import pytest
 import torch
+from metricbench.bench.budget import Budget, Ledger
 from metricbench.bench.cell import CellEnv, prepare_finetune
 from metricbench.bench.context import FinetuneContext
+from metricbench.bench.metering import StepMeter, metering
 from metricbench.bench.suite import load_suite
-from metricbench.bench.training import Budget, make_optimizer, make_scheduler
+from metricbench.bench.training import make_optimizer, make_scheduler
 from metricbench.methods import create_method
 from metricbench.methods.base import run_finetune
 from metricbench.methods.surrogate import finetune_recipe
@@ -89,11 +93,14 @@ def test_runner_throughput_vs_bare_loop(benchmark, tmp_path, task, curve):
         bare_loop(model, prepared.splits.train, recipe.batch_size, recipe, cell.seed)
         _sync()
         bare_seconds.append(time.perf_counter() - started)
-        ctx = FinetuneContext(budget, prepared.ctx.device, cell.seed, monitor=monitor, curve_every=15)
-        return (fresh_model(), ctx), {}
+        model = fresh_model()
+        ctx = FinetuneContext(budget, Ledger(budget), prepared.ctx.device, cell.seed, flush_every=15)
+        return (model, ctx, StepMeter(model, STEPS, monitor=monitor, curve_every=15)), {}
 
-    def runner(model, ctx):
-        run_finetune(method, model, prepared.view, prepared.oracle, ctx)
+    def runner(model, ctx, meter):
+        # as in a cell: the optimizer-step hook counts every step, the metric library is sealed
+        with metering(meter, method.name):
+            run_finetune(method, model, prepared.view, prepared.oracle, ctx)
         _sync()
 
     benchmark.pedantic(runner, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)

@@ -1,0 +1,125 @@
+"""The harness's side of a method's finetuning: the step count it checks, and the val curve it draws.
+
+A method reports its steps through `ctx.step`; the harness does not take its word for it. For the
+length of `finetune` a global PyTorch optimizer-step hook counts every `optimizer.step()` that
+updates the model's parameters, so a method that steps more often than it reports, or more often
+than its budget allows, fails. Steps of optimizers over anything else (a copy of the model, a
+value function, a bridge network) are counted apart as auxiliary steps and reported, not limited.
+
+The runner's val curve (every task metric on all of val, every `curve_every` steps) is drawn here
+too, and kept here: it is the harness's own evaluation and must never inform the method. Nothing a
+method is handed refers to a `StepMeter`; `ctx.step` and the optimizer hook find the active one
+through a context variable, and the metric library is sealed while the method runs
+(`metricbench.tasks.metrics.seal`), so only the oracle and this monitor can compute metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextvars import ContextVar
+
+import torch
+from metricbench.bench.errors import BudgetExhausted, UnreportedSteps
+from metricbench.tasks.metrics import seal
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+_active: ContextVar[StepMeter | None] = ContextVar("metricbench_active_step_meter", default=None)
+
+
+def curve_interval(curve_every: int, steps: int) -> int:
+    """Steps between points of the runner's val curve (`curve_every`; 0: a tenth of the steps)."""
+    return curve_every or max(1, steps // 10)
+
+
+class StepMeter:
+    """Counts a cell's optimizer steps and draws its val curve; owned by the harness."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        budget_steps: int,
+        monitor: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+        curve_every: int = 0,
+        progress=None,
+    ):
+        self.model = model
+        self.budget_steps = budget_steps
+        self.monitor = monitor
+        self.interval = curve_interval(curve_every, budget_steps)
+        self.progress = progress
+        self.reported_steps = 0
+        self.optimizer_steps = 0  # optimizer.step() calls that updated the model's parameters
+        self.aux_optimizer_steps = 0  # optimizer.step() calls over anything else
+        self.curves: dict[str, list[tuple[int, float]]] = {}
+
+    def observe(self) -> None:
+        """Add a point to the val curves (the harness's evaluation: not counted, never shown to the method)."""
+        if self.monitor is None:
+            return
+        with seal.unsealed():
+            values = self.monitor(self.model)
+        for name, value in values.items():
+            self.curves.setdefault(name, []).append((self.reported_steps, value))
+
+    def on_reported_step(self) -> None:
+        self.reported_steps += 1
+        if self.reported_steps % self.interval == 0 or self.reported_steps == self.budget_steps:
+            self.observe()
+            if self.progress is not None:
+                self.progress.update(self.reported_steps - self.progress.n)
+
+    def on_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        model_params = {id(p) for p in self.model.parameters()}
+        if not any(id(p) in model_params for group in optimizer.param_groups for p in group["params"]):
+            self.aux_optimizer_steps += 1
+            return
+        self.optimizer_steps += 1
+        if self.optimizer_steps > self.budget_steps:
+            raise BudgetExhausted(
+                f"budget 'steps' exhausted: optimizer step {self.optimizer_steps} on the model's parameters, "
+                f"the budget is {self.budget_steps}"
+            )
+        if self.optimizer_steps > self.reported_steps + 1:
+            self.raise_unreported()
+
+    def raise_unreported(self) -> None:
+        raise UnreportedSteps(
+            f"the method took {self.optimizer_steps} optimizer steps on the model's parameters but reported "
+            f"{self.reported_steps} with ctx.step; call ctx.step() once after every optimizer.step()"
+        )
+
+    def check_finished(self) -> None:
+        if self.optimizer_steps > self.reported_steps:
+            self.raise_unreported()
+
+    def to_dict(self) -> dict:
+        return {
+            "reported_steps": self.reported_steps,
+            "optimizer_steps": self.optimizer_steps,
+            "aux_optimizer_steps": self.aux_optimizer_steps,
+        }
+
+
+def active_meter() -> StepMeter | None:
+    return _active.get()
+
+
+def _count_optimizer_step(optimizer, _args, _kwargs) -> None:
+    # a module-level function, not a closure: the global hook table must not lead to a meter
+    meter = _active.get()
+    if meter is not None:
+        meter.on_optimizer_step(optimizer)
+
+
+@contextlib.contextmanager
+def metering(meter: StepMeter, method_name: str):
+    """Run the body (a method's `finetune`) with `meter` counting its steps and the metrics sealed."""
+    token = _active.set(meter)
+    hook = register_optimizer_step_post_hook(_count_optimizer_step)
+    try:
+        with seal.sealed(f"method '{method_name}'"):
+            yield meter
+    finally:
+        hook.remove()
+        _active.reset(token)
