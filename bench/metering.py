@@ -52,6 +52,7 @@ class StepMeter:
         self.optimizer_steps = 0  # optimizer.step() calls that updated the model's parameters
         self.aux_optimizer_steps = 0  # optimizer.step() calls over anything else
         self.curves: dict[str, list[tuple[int, float]]] = {}
+        self._model_params: dict[int, torch.nn.Parameter] = {}
 
     def observe(self) -> None:
         """Add a point to the val curves (the harness's evaluation: not counted, never shown to the method)."""
@@ -69,9 +70,17 @@ class StepMeter:
             if self.progress is not None:
                 self.progress.update(self.reported_steps - self.progress.n)
 
+    def _updates_the_model(self, optimizer: torch.optim.Optimizer) -> bool:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if any(id(p) in self._model_params for p in params):
+            return True
+        # the model may have gained parameters (adapters attached during finetuning): look again. The
+        # cache holds the parameters themselves, so an id in it cannot be reused by another tensor
+        self._model_params = {id(p): p for p in self.model.parameters()}
+        return any(id(p) in self._model_params for p in params)
+
     def on_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        model_params = {id(p) for p in self.model.parameters()}
-        if not any(id(p) in model_params for group in optimizer.param_groups for p in group["params"]):
+        if not self._updates_the_model(optimizer):
             self.aux_optimizer_steps += 1
             return
         self.optimizer_steps += 1
