@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from metricbench.bench.faults import pause_point
+
 MANIFEST = "manifest.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_LABEL = 80  # a folder name must stay well under the file system's 255 bytes
@@ -141,6 +143,7 @@ class ArtifactStore:
             }
             _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
             _fsync_folders(tmp)
+            pause_point("checkpoint-files-written")
             aside = None
             if folder.exists() or folder.is_symlink():
                 aside = kind_dir / f".corrupt-{digest}-{time.time_ns()}"

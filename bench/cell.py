@@ -7,8 +7,10 @@ The record written by `write_record` is the source of truth; MLflow is filled fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from metricbench.bench import interrupts
 from metricbench.bench.artifacts import ArtifactStore
 from metricbench.bench.budget import Ledger
 from metricbench.bench.context import FinetuneContext
@@ -76,16 +79,38 @@ def record_path(out_dir: str | Path, cell: Cell) -> Path:
     return Path(out_dir) / "cells" / f"{cell.cell_id}.json"
 
 
+def _checksum(record: dict) -> str:
+    content = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def read_record(out_dir: str | Path, cell: Cell) -> dict | None:
+    """The cell's verified record, or None. A record that does not parse or whose checksum does not
+    match is reported in one line and moved aside (the cell is then computed again), never used."""
     path = record_path(out_dir, cell)
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    try:
+        record = json.loads(text)
+        problem = None if record.get("checksum") == _checksum(record) else "its checksum does not match"
+    except (json.JSONDecodeError, AttributeError) as exc:
+        problem = f"it is not valid JSON ({exc.__class__.__name__})"
+    if problem is None:
+        return record
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.replace(aside)
+    print(
+        f"metricbench: warning: record {path} is corrupt ({problem}); moved to {aside.name}, the cell runs again", file=sys.stderr
+    )
+    return None
 
 
 def write_record(out_dir: str | Path, record: dict) -> Path:
+    """Write the record atomically, with a checksum of its content."""
     path = Path(out_dir) / "cells" / f"{record['cell_id']}.json"
+    record["checksum"] = _checksum(record)
     payload = json.dumps(record, indent=1, sort_keys=True).encode()
     atomic_write_bytes(path, lambda handle: handle.write(payload))
     return path
@@ -218,7 +243,9 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             raise Diverged(f"test {bad[0]} is NaN")
         record["metrics"] = metrics
         record["status"] = "ok"
-    except Exception as exc:  # a failing cell is recorded and the suite goes on
+    except BaseException as exc:  # a failing cell is recorded and the suite goes on, even on SystemExit
+        if isinstance(exc, KeyboardInterrupt) and interrupts.requested():
+            raise  # a real Ctrl-C stops the suite; a method raising KeyboardInterrupt itself does not
         record["reason"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
     finally:

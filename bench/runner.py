@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from metricbench.bench import tables
+from metricbench.bench import interrupts, tables
 from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, write_record
 from metricbench.bench.errors import UsageError
-from metricbench.bench.files import ensure_writable_folder
+from metricbench.bench.faults import pause_point
+from metricbench.bench.files import atomic_write_bytes, ensure_writable_folder
 from metricbench.bench.suite import Suite
-from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, ui_hint
+from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, sqlite_path, ui_hint
 
 # PyTorch's own default (one thread per core): on the idle 2-core development machine it ran whole
 # cells of 3 of the 4 task kinds 1.26-1.33x faster than 1 thread (README, "Performance"). On a busy
@@ -76,8 +79,12 @@ def apply_threads(threads: int) -> int:
 
 
 def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
+    """Run the suite's unfinished cells, log what is not logged yet, and write the tables.
+
+    Every input is validated before anything is created. One invocation at a time works in an output
+    folder (a lock; a second waits, then finds the cells done); a real Ctrl-C marks the invocation
+    KILLED and propagates as `KeyboardInterrupt` (the CLI exits 130)."""
     out_dir = Path(settings.out_dir)
-    ensure_writable_folder(out_dir, "output folder '{folder}' is not writable ({reason}); choose another with --out")
     if settings.data_dir is not None and not Path(settings.data_dir).is_dir():
         raise UsageError(f"--data-dir '{settings.data_dir}' is not a folder; point it at where the datasets live")
     check_device(settings.device)
@@ -92,30 +99,42 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         progress=not settings.quiet and sys.stderr.isatty(),
     )
     check_data(cells, env)
+    if settings.tracking_uri:
+        check_tracking_uri(settings.tracking_uri)
+    ensure_writable_folder(out_dir, "output folder '{folder}' is not writable ({reason}); choose another with --out")
     uri = resolve_tracking_uri(settings.tracking_uri, out_dir)
     check_tracking_uri(uri)
     threads = apply_threads(settings.threads)
+    with folder_lock(out_dir, settings.quiet), interrupts.ctrl_c_stops_the_suite():
+        return _run_locked(suite, settings, cells, env, uri, threads)
 
-    tracker = Tracker(uri, suite.name)
+
+def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: str, threads: int) -> RunSummary:
+    out_dir = Path(settings.out_dir)
+    with store_lock(uri):  # creating a new store migrates its schema: one process at a time
+        tracker = Tracker(uri, suite.name)
     env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
-    tracker.start_invocation(
-        params={
-            "suite": suite.name,
-            "tasks": ",".join(sorted({c.task for c in cells})),
-            "methods": ",".join(sorted({c.method for c in cells})),
-            "seeds": ",".join(map(str, suite.seeds)),
-            "cells": len(cells),
-            "targets": json.dumps({t: sorted({c.target for c in cells if c.task == t}) for t in sorted({c.task for c in cells})}),
-            "device": settings.device,
-            "threads": threads,
-            "out_dir": str(out_dir.resolve()),
-        },
-        tags=env_tags,
-    )
-    logged = tracker.logged_cell_ids()
-    splits_cache = SplitCache()  # this invocation's, held here and never by anything a method is handed
+    with store_lock(uri):
+        tracker.start_invocation(
+            params={
+                "suite": suite.name,
+                "tasks": ",".join(sorted({c.task for c in cells})),
+                "methods": ",".join(sorted({c.method for c in cells})),
+                "seeds": ",".join(map(str, suite.seeds)),
+                "cells": len(cells),
+                "targets": json.dumps(
+                    {t: sorted({c.target for c in cells if c.task == t}) for t in sorted({c.task for c in cells})}
+                ),
+                "device": settings.device,
+                "threads": threads,
+                "out_dir": str(out_dir.resolve()),
+            },
+            tags=env_tags,
+        )
     computed = skipped = failed = 0
+    interrupted = False
     bar = _cell_bar(len(cells), settings.quiet)
+    splits_cache = SplitCache()  # this invocation's, held here and never by anything a method is handed
     try:
         for cell in cells:
             record = read_record(out_dir, cell)
@@ -126,32 +145,78 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
                     bar.set_postfix_str(f"{cell.task}/{cell.target}/{cell.method}/seed{cell.seed}")
                 record = run_cell(cell, env, splits_cache)
                 write_record(out_dir, record)
+                pause_point("record-written")
                 computed += 1
                 if record["status"] != "ok":
                     failed += 1
                     _say(f"cell {cell.cell_id} failed: {record['reason']}", settings.quiet)
-            if record["cell_id"] not in logged:
-                # the record is the source of truth: a cell whose logging was interrupted, or whose
-                # store is new (another --tracking-uri, a moved folder), is logged now without training
-                record["mlflow_run_id"] = tracker.log_cell(
-                    record, record_path(out_dir, cell), env_tags, cell_folder(out_dir, cell)
-                )
-                write_record(out_dir, record)
+            _log_if_needed(tracker, uri, record, out_dir, cell, env_tags)
             if bar is not None:
                 bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if bar is not None:
             bar.close()
-        tracker.finish_invocation(failed, computed, skipped)
+        with store_lock(uri):
+            tracker.finish_invocation(failed, computed, skipped, interrupted)
 
-    results, _ = tables.collect(uri, suite.name, {c.cell_id for c in cells})
-    table = tables.build(results)
+    # the tables come from the records, the source of truth (MLflow is for browsing)
+    table = tables.build(tables.load_records(out_dir, {c.cell_id for c in cells}))
     for fmt, render in tables.RENDERERS.items():
-        (out_dir / f"table.{tables.EXTENSIONS[fmt]}").write_text(render(table))
+        payload = render(table).encode()
+        atomic_write_bytes(out_dir / f"table.{tables.EXTENSIONS[fmt]}", lambda handle, data=payload: handle.write(data))
     # what produced the tables, beside them (git commit, versions, CPU, threads)
     environment = {"suite": suite.name, **{k: v for k, v in env_tags.items() if k != "host"}}
-    (out_dir / "environment.json").write_text(json.dumps(environment, indent=1, sort_keys=True) + "\n")
+    payload = (json.dumps(environment, indent=1, sort_keys=True) + "\n").encode()
+    atomic_write_bytes(out_dir / "environment.json", lambda handle: handle.write(payload))
     return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(table))
+
+
+def _log_if_needed(tracker: Tracker, uri: str, record: dict, out_dir: Path, cell, env_tags: dict) -> None:
+    """Log the record unless this very record is completely logged already. The record is the source
+    of truth: a cell computed again, a logging cut short by a kill, or a new store is logged now
+    (without training), and the cell's earlier runs are marked superseded."""
+    with store_lock(uri):
+        runs = tracker.cell_runs().get(record["cell_id"], [])
+        if tracker.is_logged(record, runs):
+            return
+        run_id = tracker.log_cell(record, record_path(out_dir, cell), env_tags, cell_folder(out_dir, cell))
+        tracker.supersede(runs, run_id)
+    record["mlflow_run_id"] = run_id
+    write_record(out_dir, record)
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path, quiet: bool):
+    """Hold the output folder for one invocation; a second one waits for the first to finish."""
+    with open(out_dir / ".metricbench.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"another metricbench run is using {out_dir}; waiting for it to finish", quiet)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """Serialise writers of one SQLite store across processes (a tracking server serialises itself)."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _say(message: str, quiet: bool) -> None:

@@ -1,8 +1,11 @@
-"""Paper-style comparison tables rendered from the MLflow store.
+"""Paper-style comparison tables, built from the cell records (the source of truth).
 
-Rows are methods (plus the shared pretrained starting point), columns are task / metric with the
-metric's direction, cells are mean +- sample std over seeds with n. The best method mean per column
-is bold. Failed cells are counted in their table cell and listed with their reasons under the table.
+Rows are methods with their options (plus the shared pretrained starting point), columns are task
+(with its options and budget) / metric with the metric's direction, in the task's declared metric
+order; cells are mean +- sample std over seeds with n. Two configurations of one method or task are
+two rows or columns, labelled by what differs, never pooled. The best method mean per column is
+bold. Failed cells are counted in their table cell and listed with their reasons under the table.
+`collect` reads the same from an MLflow store, for a store without its output folder.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from metricbench.bench.budget import ACCOUNTS
 from metricbench.bench.errors import UsageError
-from metricbench.bench.tracking import KIND_TAG, metric_key
+from metricbench.bench.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, metric_key
 
 PRETRAINED_ROW = "(pretrained)"
 ARROWS = {"lower": "↓", "higher": "↑"}
@@ -34,6 +38,8 @@ class CellResult:
     directions: dict[str, str]  # in the task's metric order; the first is its default target
     target: str = ""
     spent: dict[str, float] = field(default_factory=dict)  # account -> calls
+    task_config: dict = field(default_factory=dict)  # the task's options and the cell's budget
+    method_config: dict = field(default_factory=dict)  # the method's options
 
     @property
     def default_target(self) -> str:
@@ -110,6 +116,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
             cell_id = tags.get("cell_id")
             if cell_id in seen or (cell_ids is not None and cell_id not in cell_ids):
                 continue
+            if SUPERSEDED_TAG in tags or DIGEST_TAG not in tags:
+                continue  # replaced by a later run of the cell, or its logging was interrupted
             seen.add(cell_id)
             metrics = run.data.metrics
             directions = json.loads(tags["metric_directions"])
@@ -126,6 +134,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     directions={m: directions[m] for m in order},
                     target=tags.get("target_metric", ""),
                     spent={a: metrics[f"spent/{a}_calls"] for a in ACCOUNTS if f"spent/{a}_calls" in metrics},
+                    task_config=_params(run.data.params, ("task.", "budget.")),
+                    method_config=_params(run.data.params, ("method.",)),
                 )
             )
         token = page.token
@@ -136,12 +146,84 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
     return results, chosen.name
 
 
+def _params(params: dict[str, str], prefixes: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in sorted(params.items()) if k.startswith(prefixes)}
+
+
+def load_records(out_dir: str | Path, cell_ids: set[str] | None = None) -> list[CellResult]:
+    """The results in an output folder's cell records (`cells/*.json`), or those of `cell_ids`."""
+    folder = Path(out_dir) / "cells"
+    if not folder.is_dir():
+        raise UsageError(f"'{out_dir}' has no cell records (cells/); give the --out folder of a `metricbench run`")
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a corrupt record is reported and replaced by the next run
+        if cell_ids is not None and record.get("cell_id") not in cell_ids:
+            continue
+        results.append(from_record(record))
+    if not results:
+        raise UsageError(f"'{out_dir}' has no finished cells yet; run `metricbench run` first")
+    return results
+
+
+def from_record(record: dict) -> CellResult:
+    order = record.get("metric_names") or list(record["directions"])
+    return CellResult(
+        task=record["task"],
+        method=record["method"],
+        seed=record["seed"],
+        status=record["status"],
+        reason=record.get("reason", ""),
+        metrics=record.get("metrics", {}),
+        pretrained=(record.get("pretrained") or {}).get("test", {}),
+        directions={m: record["directions"][m] for m in order},
+        target=record.get("target_metric", ""),
+        spent={a: v["calls"] for a, v in (record.get("spent") or {}).items()},
+        task_config={
+            **{f"task.{k}": json.dumps(v) for k, v in sorted(record.get("task_options", {}).items())},
+            **{f"budget.{k}": json.dumps(v) for k, v in sorted(record.get("budget", {}).items())},
+        },
+        method_config={f"method.{k}": json.dumps(v) for k, v in sorted(record.get("method_options", {}).items())},
+    )
+
+
+def _labels(configs: dict[tuple[str, str], dict]) -> dict[tuple[str, str], str]:
+    """A label per (name, config key): the name, plus what differs when one name has several configs."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for key in configs:
+        by_name.setdefault(key[0], []).append(key)
+    labels = {}
+    for name, keys in by_name.items():
+        if len(keys) == 1:
+            labels[keys[0]] = name
+            continue
+        differing = sorted({k for key in keys for k in configs[key] if len({configs[o].get(k) for o in keys}) > 1})
+        for key in keys:
+            shown = ", ".join(f"{k.split('.', 1)[1]}={configs[key].get(k, '–')}" for k in differing)
+            labels[key] = f"{name} ({shown})"
+    return labels
+
+
 def _logged(metrics: dict[str, float], prefix: str, order: list[str]) -> dict[str, float]:
     """The logged values of `prefix` + each metric, by metric name (MLflow keys spell "@" as "_at_")."""
     return {m: metrics[prefix + metric_key(m)] for m in order if prefix + metric_key(m) in metrics}
 
 
 def build(results: list[CellResult]) -> Table:
+    task_configs = {(r.task, json.dumps(r.task_config, sort_keys=True)): r.task_config for r in results}
+    method_configs = {(r.method, json.dumps(r.method_config, sort_keys=True)): r.method_config for r in results}
+    task_labels, method_labels = _labels(task_configs), _labels(method_configs)
+    results = [
+        replace(
+            r,
+            task=task_labels[(r.task, json.dumps(r.task_config, sort_keys=True))],
+            method=method_labels[(r.method, json.dumps(r.method_config, sort_keys=True))],
+        )
+        for r in results
+    ]
     results = sorted(results, key=lambda r: (r.task, r.method, r.target != r.default_target, r.target, r.seed))
     columns: list[tuple[str, str, str]] = []
     for r in results:

@@ -7,6 +7,7 @@ SQLite file in the output folder; MLflow's file store is never used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -20,9 +21,18 @@ from pathlib import Path
 
 from metricbench import bench
 from metricbench.bench.errors import UsageError
+from metricbench.bench.faults import pause_point
 from metricbench.bench.files import ensure_writable_folder
 
 KIND_TAG = "metricbench.kind"
+DIGEST_TAG = "metricbench.record_digest"  # which record a child run holds; set once it is completely logged
+SUPERSEDED_TAG = "metricbench.superseded_by"  # on a cell's earlier runs: the run that replaced it
+
+
+def record_digest(record: dict) -> str:
+    """The digest of a cell's result (the record without what logging adds to it)."""
+    content = {k: v for k, v in record.items() if k not in ("mlflow_run_id", "checksum")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def resolve_tracking_uri(cli_uri: str | None, out_dir: str | Path) -> str:
@@ -154,17 +164,44 @@ class Tracker:
             self.experiment_id = experiment.experiment_id
         self.parent_id: str | None = None
 
-    def logged_cell_ids(self) -> set[str]:
-        """Cells that already have a child run in this store (records are re-logged into a new store)."""
-        found, token = set(), None
+    def cell_runs(self) -> dict[str, list]:
+        """cell id -> its child runs in this store (newest first)."""
+        found: dict[str, list] = {}
+        token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'cell'", max_results=1000, page_token=token
+                [self.experiment_id],
+                filter_string=f"tags.`{KIND_TAG}` = 'cell'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1000,
+                page_token=token,
             )
-            found.update(run.data.tags.get("cell_id") for run in page)
+            for run in page:
+                found.setdefault(run.data.tags.get("cell_id"), []).append(run)
             token = page.token
             if not token:
                 return found
+
+    def is_logged(self, record: dict, runs: list) -> bool:
+        """Whether one of `runs` is this very record, completely logged: terminated, carrying the
+        record's digest (set last, so a run interrupted while logging never carries it) and not
+        superseded."""
+        return any(
+            run.info.status in ("FINISHED", "FAILED")
+            and run.data.tags.get(DIGEST_TAG) == record_digest(record)
+            and SUPERSEDED_TAG not in run.data.tags
+            for run in runs
+        )
+
+    def supersede(self, runs: list, by_run_id: str) -> None:
+        """Mark earlier runs of a cell as replaced (an interrupted logging, an earlier result); a run
+        left RUNNING by a killed process is ended as KILLED."""
+        for run in runs:
+            if run.info.run_id == by_run_id or SUPERSEDED_TAG in run.data.tags:
+                continue
+            self.client.set_tag(run.info.run_id, SUPERSEDED_TAG, by_run_id)
+            if run.info.status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, "KILLED")
 
     def start_invocation(self, params: dict[str, str], tags: dict[str, str]) -> None:
         run = self.client.create_run(
@@ -175,11 +212,11 @@ class Tracker:
         self.parent_id = run.info.run_id
         self._log_batch(self.parent_id, params=params)
 
-    def finish_invocation(self, failed: int, computed: int, skipped: int) -> None:
+    def finish_invocation(self, failed: int, computed: int, skipped: int, interrupted: bool = False) -> None:
         if self.parent_id is None:
             return
         self._log_batch(self.parent_id, metrics={"cells_failed": failed, "cells_computed": computed, "cells_skipped": skipped})
-        self.client.set_terminated(self.parent_id, "FAILED" if failed else "FINISHED")
+        self.client.set_terminated(self.parent_id, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 
     def _log_batch(self, run_id: str, metrics=None, params=None, tags=None, steps=None) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -218,8 +255,10 @@ class Tracker:
             self.experiment_id,
             run_name=f"{record['task']}/{record['target_metric']}/{record['method']}/seed{record['seed']}",
             tags=tags,
+            start_time=int(record["started_at"] * 1000),  # the cell's own times, not the logging's
         )
         run_id = run.info.run_id
+        pause_point("run-created")
         params = {
             "task": record["task"],
             "target": record["target_metric"],
@@ -246,7 +285,12 @@ class Tracker:
             plot = _curve_plot(record, Path(tmp))
             if plot is not None:
                 self.client.log_artifact(run_id, str(plot))
-        self.client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
+        pause_point("run-logged")
+        # the digest last: a run interrupted anywhere above never counts as this record's logging
+        self.client.set_tag(run_id, DIGEST_TAG, record_digest(record))
+        self.client.set_terminated(
+            run_id, "FINISHED" if record["status"] == "ok" else "FAILED", end_time=int(record["finished_at"] * 1000)
+        )
         return run_id
 
 
