@@ -7,7 +7,9 @@ Exit codes: 0 success; 1 some cell failed (the suite still finished); 2 bad inpu
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,10 +21,49 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _integer(text: str) -> int:
+    # argparse's own message ("invalid int value") does not say what is expected in words
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _either(names) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _one_of(*names: str, label: str = ""):
+    """A type for a fixed set of values: argparse's `choices` word their error in its own way and suggest nothing."""
+
+    def parse(text: str) -> str:
+        if text in names:
+            return text
+        from metricbench.bench.registry import suggest
+
+        raise argparse.ArgumentTypeError(f"{label}must be {_either(names)}, got {text!r}{suggest(text, names)}")
+
+    return parse
+
+
+class _BadArguments(Exception):
+    """argparse's complaint, with the (sub)parser that made it, so the one line can point at its --help."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    command_parsers: dict[str, argparse.ArgumentParser]  # set on the top-level parser: its commands, by name
+
+    def error(self, message: str):
+        # argparse would print the whole usage and exit; bad input is one line, printed by main
+        raise _BadArguments(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="metricbench", description="Benchmark methods that directly optimise non-differentiable metrics."
-    )
+    parser = _Parser(prog="metricbench", description="Benchmark methods that directly optimise non-differentiable metrics.")
     parser.add_argument("--version", action="version", version=f"metricbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -31,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", metavar="SUITE|FILE")
     run.add_argument("--tasks", type=_csv, help="comma-separated task names (default: the suite's)")
     run.add_argument("--methods", type=_csv, help="comma-separated method names (default: the suite's)")
-    run.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default: the suite's)")
-    run.add_argument("--steps", type=int, help="finetuning steps per cell (default: the suite's budget)")
+    run.add_argument("--seeds", type=_integer, help="run seeds 0..N-1 (default: the suite's)")
+    run.add_argument("--steps", type=_integer, help="finetuning steps per cell (default: the suite's budget)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else OUT/mlflow.db)")
     run.add_argument("--out", default="runs/{suite}", help="output folder (default: runs/SUITE)")
@@ -42,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--threads",
-        type=int,
+        type=_integer,
         default=None,
         help="PyTorch CPU threads (default 0: PyTorch's own, one per core; 1 can be faster on a busy machine)",
     )
@@ -50,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     lister = commands.add_parser("list", help="list registered tasks, methods or suites")
-    lister.add_argument("what", choices=["tasks", "methods", "suites"])
+    lister.add_argument(
+        "what", type=_one_of("tasks", "methods", "suites", label="what to list "), metavar="{tasks,methods,suites}"
+    )
     lister.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'synthetic*'")
     lister.add_argument("--options", action="store_true", help="also show each entry's options")
 
@@ -59,9 +102,70 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", help="an output folder of `metricbench run` (uses its mlflow.db)")
     where.add_argument("--tracking-uri", help="an MLflow tracking URI")
     table.add_argument("--suite", help="which suite (experiment) when the store holds several")
-    table.add_argument("--format", choices=["md", "latex", "csv"], default="md")
+    table.add_argument("--format", type=_one_of("md", "latex", "csv"), default="md", metavar="{md,latex,csv}")
     table.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser.command_parsers = {"run": run, "list": lister, "table": table}
     return parser
+
+
+_ARGUMENT_PROBLEM = re.compile(r"argument (?P<name>\S+): (?P<problem>.*)", re.DOTALL)
+
+
+def _explain(parser: argparse.ArgumentParser, message: str, argv: list[str]) -> str:
+    """argparse's message about `parser` as one line that names the problem and the fix."""
+    see = f"; see `{parser.prog} --help`"
+    commands = list(COMMANDS)
+    if parser.prog == "metricbench" and "COMMAND" in message:
+        # the top-level parser takes no option with a value, so its first bare word is the command
+        word = next((arg for arg in argv if not arg.startswith("-")), None)
+        if word is None:
+            return f"missing command: {_either(commands)}{see}"
+        from metricbench.bench.registry import suggest
+
+        return f"unknown command {word!r}{suggest(word, commands)}; the command is {_either(commands)}{see}"
+    required = re.fullmatch(r"the following arguments are required: (.*)", message)
+    if required:
+        return f"missing {required.group(1)}{see}"
+    argument = _ARGUMENT_PROBLEM.fullmatch(message)
+    if argument is None:
+        return f"{message}{see}"
+    name, problem = argument.group("name"), argument.group("problem")
+    if problem == "expected one argument":
+        problem = "needs a value"
+    elif value := re.fullmatch(r"ignored explicit argument (.*)", problem):
+        problem = f"takes no value, got {value.group(1)}"
+    elif other := re.fullmatch(r"not allowed with argument (.*)", problem):
+        problem = f"cannot be used with {other.group(1)}: give one, not both"
+    # a positional's name is its metavar, which the problem (from `_one_of`) already words better
+    return f"{name} {problem}{see}" if name.startswith("-") else f"{problem}{see}"
+
+
+def _unexpected(parser: argparse.ArgumentParser, top: argparse.ArgumentParser, word: str) -> str:
+    """The line for the first word no argument of `parser` (a command's) or `top` took: an unknown option (with
+    the closest one) or a stray value."""
+    see = f"; see `{parser.prog} --help`"
+    if not word.startswith("-") or re.fullmatch(r"-\d+(\.\d*)?", word):
+        return f"unexpected argument {word!r}{see}"
+    option = word.split("=", 1)[0]
+    actions = [*parser._actions, *top._actions]
+    known = {name.lstrip("-"): name for action in actions for name in action.option_strings if name.startswith("--")}
+    # without the dashes every option would look alike ("--stepz" is as close to "--seeds" as to "--help")
+    close = [known[name] for name in difflib.get_close_matches(option.lstrip("-"), list(known), n=3, cutoff=0.6)]
+    hint = f" (did you mean {', '.join(repr(name) for name in close)}?)" if close else ""
+    return f"unknown option {option!r}{hint}{see}"
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; a bad one raises a UsageError whose message is one line."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except _BadArguments as exc:
+        raise UsageError(_explain(exc.parser, str(exc), argv)) from None
+    if extra:
+        raise UsageError(_unexpected(parser.command_parsers[args.command], parser, extra[0]))
+    return args
 
 
 def cmd_run(args) -> int:
@@ -109,21 +213,22 @@ def cmd_list(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from metricbench.bench import tables
     from metricbench.bench.tracking import check_tracking_uri
 
-    if args.tracking_uri:
-        uri = args.tracking_uri
-    elif args.out:
-        db = Path(args.out) / "mlflow.db"
-        if not db.exists():
-            raise UsageError(f"'{args.out}' has no mlflow.db; give the --out folder of a `metricbench run`")
-        uri = f"sqlite:///{db.resolve()}"
-    elif os.environ.get("MLFLOW_TRACKING_URI"):
-        uri = os.environ["MLFLOW_TRACKING_URI"]
-    else:
-        raise UsageError("say where the results are: --out DIR or --tracking-uri URI")
-    check_tracking_uri(uri)
+    if args.out:
+        # the records are the source of truth: no store is read, nothing is created
+        from metricbench.bench import tables
+
+        results = tables.load_records(args.out, suite=args.suite)
+        print(tables.RENDERERS[args.format](tables.build(results)), end="")
+        return 0
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")
+    # before anything opens the store: MLflow would create an empty one at a SQLite path that holds none
+    check_tracking_uri(uri, must_exist=True)
+    from metricbench.bench import tables
+
     results, _ = tables.collect(uri, args.suite)
     print(tables.RENDERERS[args.format](tables.build(results)), end="")
     return 0
@@ -133,7 +238,11 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "table": cmd_table}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_arguments(argv)
+    except UsageError as exc:
+        print(f"metricbench: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

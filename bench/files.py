@@ -32,3 +32,21 @@ def ensure_writable_folder(folder: Path, message: str) -> None:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
         raise UsageError(message.format(folder=folder, reason=exc.strerror)) from None
+
+
+def check_writable_folder(folder: Path, message: str) -> None:
+    """Raise a UsageError unless `folder` exists and is writable or could be created, creating nothing
+    (input is validated before anything is written). `message` as for `ensure_writable_folder`."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(message.format(folder=folder, reason=f"'{existing}' is a file"))
+    if existing == folder:
+        try:
+            tempfile.TemporaryFile(dir=folder).close()  # leaves nothing behind
+        except OSError as exc:
+            raise UsageError(message.format(folder=folder, reason=exc.strerror)) from None
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(message.format(folder=folder, reason=f"'{existing}' is not writable"))

@@ -13,7 +13,7 @@ from metricbench.bench import interrupts, tables
 from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, write_record
 from metricbench.bench.errors import UsageError
 from metricbench.bench.faults import pause_point
-from metricbench.bench.files import atomic_write_bytes, ensure_writable_folder
+from metricbench.bench.files import atomic_write_bytes, check_writable_folder, ensure_writable_folder
 from metricbench.bench.suite import Suite
 from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, sqlite_path, ui_hint
 
@@ -99,11 +99,11 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         progress=not settings.quiet and sys.stderr.isatty(),
     )
     check_data(cells, env)
-    if settings.tracking_uri:
-        check_tracking_uri(settings.tracking_uri)
-    ensure_writable_folder(out_dir, "output folder '{folder}' is not writable ({reason}); choose another with --out")
-    uri = resolve_tracking_uri(settings.tracking_uri, out_dir)
-    check_tracking_uri(uri)
+    unwritable = "output folder '{folder}' is not writable ({reason}); choose another with --out"
+    check_writable_folder(out_dir, unwritable)  # creates nothing
+    uri = resolve_tracking_uri(settings.tracking_uri, out_dir)  # creates nothing
+    check_tracking_uri(uri)  # --tracking-uri, $MLFLOW_TRACKING_URI or the default; creates nothing
+    ensure_writable_folder(out_dir, unwritable)  # every input is valid: now the folder may be made
     threads = apply_threads(settings.threads)
     with folder_lock(out_dir, settings.quiet), interrupts.ctrl_c_stops_the_suite():
         return _run_locked(suite, settings, cells, env, uri, threads)

@@ -192,10 +192,19 @@ def _names(source: str, key: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _listed(value: Any) -> list[str]:
+    """The names a `tasks` or `methods` value lists, to suggest from (whatever its shape; it is checked later)."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
     unknown = sorted(set(data) - SUITE_KEYS)
     if unknown:
-        _fail(source, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(SUITE_KEYS))})")
+        _fail(
+            source, f"unknown key '{unknown[0]}'{suggest(unknown[0], SUITE_KEYS)}; allowed keys: {', '.join(sorted(SUITE_KEYS))}"
+        )
     for key in ("tasks", "methods"):
         if key not in data:
             _fail(source, f"missing key '{key}'")
@@ -212,7 +221,9 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         _fail(source, "key 'budget' must be a table")
     for key, value in budget.items():
         if key not in BUDGET_KEYS:
-            _fail(source, f"unknown key 'budget.{key}' (allowed: {', '.join(sorted(BUDGET_KEYS))})")
+            _fail(
+                source, f"unknown key 'budget.{key}'{suggest(key, BUDGET_KEYS)}; allowed keys: {', '.join(sorted(BUDGET_KEYS))}"
+            )
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (key == "steps" and value == 0):
             _fail(
                 source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}"
@@ -225,7 +236,11 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
     targets = {task: [v] if isinstance(v, str) else list(v) for task, v in targets.items()}
     for task in targets:
         if data["tasks"] != "all" and task not in data["tasks"]:
-            _fail(source, f"[targets] names task '{task}', which the suite does not run (its tasks: {data['tasks']})")
+            _fail(
+                source,
+                f"[targets] names task '{task}', which the suite does not run{suggest(task, _listed(data['tasks']))}; "
+                f"its tasks: {', '.join(_listed(data['tasks']))}",
+            )
     options = {}
     for key in ("task_options", "method_options"):
         table = data.get(key, {})
@@ -235,7 +250,11 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
     for key, listed in (("task_options", data["tasks"]), ("method_options", data["methods"])):
         for entry_name in options[key]:
             if listed != "all" and entry_name not in listed:
-                _fail(source, f"[{key}.{entry_name}] names something the suite does not run (its {key[:-8]}s: {listed})")
+                _fail(
+                    source,
+                    f"[{key}.{entry_name}] names something the suite does not run{suggest(entry_name, _listed(listed))}; "
+                    f"its {key[:-8]}s: {', '.join(_listed(listed))}",
+                )
     description = data.get("description", "")
     return Suite(
         name=name,

@@ -150,23 +150,32 @@ def _params(params: dict[str, str], prefixes: tuple[str, ...]) -> dict[str, str]
     return {k: v for k, v in sorted(params.items()) if k.startswith(prefixes)}
 
 
-def load_records(out_dir: str | Path, cell_ids: set[str] | None = None) -> list[CellResult]:
-    """The results in an output folder's cell records (`cells/*.json`), or those of `cell_ids`."""
+def load_records(out_dir: str | Path, cell_ids: set[str] | None = None, suite: str | None = None) -> list[CellResult]:
+    """The results in an output folder's cell records (`cells/*.json`): those of `cell_ids`, or of
+    `suite` (needed when the folder holds several suites)."""
     folder = Path(out_dir) / "cells"
     if not folder.is_dir():
         raise UsageError(f"'{out_dir}' has no cell records (cells/); give the --out folder of a `metricbench run`")
-    results = []
+    records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            record = json.loads(path.read_text())
+            records.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
-            continue  # a corrupt record is reported and replaced by the next run
-        if cell_ids is not None and record.get("cell_id") not in cell_ids:
-            continue
-        results.append(from_record(record))
-    if not results:
+            continue  # a corrupt record is reported, moved aside and recomputed by the next run
+    if cell_ids is not None:
+        records = [r for r in records if r.get("cell_id") in cell_ids]
+    elif suite is not None:
+        held = sorted({r.get("suite", "") for r in records})
+        records = [r for r in records if r.get("suite") == suite]
+        if not records:
+            raise UsageError(f"'{out_dir}' holds no cells of suite '{suite}'; it holds: {', '.join(held) or '(none)'}")
+    else:
+        held = sorted({r.get("suite", "") for r in records})
+        if len(held) > 1:
+            raise UsageError(f"'{out_dir}' holds cells of {len(held)} suites ({', '.join(held)}); choose one with --suite NAME")
+    if not records:
         raise UsageError(f"'{out_dir}' has no finished cells yet; run `metricbench run` first")
-    return results
+    return [from_record(record) for record in records]
 
 
 def from_record(record: dict) -> CellResult:
@@ -181,7 +190,7 @@ def from_record(record: dict) -> CellResult:
         pretrained=(record.get("pretrained") or {}).get("test", {}),
         directions={m: record["directions"][m] for m in order},
         target=record.get("target_metric", ""),
-        spent={a: v["calls"] for a, v in (record.get("spent") or {}).items()},
+        spent={a: record["spent"][a]["calls"] for a in ACCOUNTS if a in (record.get("spent") or {})},
         task_config={
             **{f"task.{k}": json.dumps(v) for k, v in sorted(record.get("task_options", {}).items())},
             **{f"budget.{k}": json.dumps(v) for k, v in sorted(record.get("budget", {}).items())},
@@ -364,7 +373,7 @@ def to_csv(table: Table) -> str:
                 ]
             )
     for (row, task), accounts in table.spending.items():
-        for account, stat in accounts.items():
+        for account, stat in sorted(accounts.items(), key=lambda item: list(ACCOUNTS).index(item[0])):
             writer.writerow([row, task, f"spent:{account}", "", repr(stat.mean), "", len(stat.values), 0, 0])
     return buffer.getvalue()
 

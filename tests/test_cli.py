@@ -100,7 +100,7 @@ def test_table_cells_are_mean_std_n_with_direction_and_bold_best():
         (["run", "smoke", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is unreachable"),
         (["run", "smoke", "--tracking-uri", "./mlruns"], "file store"),
         (["run", "smoke", "--seeds", "0"], "--seeds must be at least 1"),
-        (["table", "--out", "/nonexistent"], "has no mlflow.db"),
+        (["table", "--out", "/nonexistent"], "has no cell records"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
