@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = commands.add_parser("table", help="render the comparison table from an MLflow store")
     where = table.add_mutually_exclusive_group()
-    where.add_argument("--out", help="an output folder of `metricbench run` (uses its mlflow.db)")
+    where.add_argument("--out", help="an output folder of `metricbench run` (reads its cell records)")
     where.add_argument("--tracking-uri", help="an MLflow tracking URI")
     table.add_argument("--suite", help="which suite (experiment) when the store holds several")
     table.add_argument("--format", type=_one_of("md", "latex", "csv"), default="md", metavar="{md,latex,csv}")
