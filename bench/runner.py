@@ -131,6 +131,8 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
             },
             tags=env_tags,
         )
+    with store_lock(uri):
+        logged = tracker.cell_runs()  # one read for the whole suite
     computed = skipped = failed = 0
     interrupted = False
     bar = _cell_bar(len(cells), settings.quiet)
@@ -150,7 +152,7 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
                 if record["status"] != "ok":
                     failed += 1
                     _say(f"cell {cell.cell_id} failed: {record['reason']}", settings.quiet)
-            _log_if_needed(tracker, uri, record, out_dir, cell, env_tags)
+            _log_if_needed(tracker, uri, record, out_dir, cell, env_tags, logged)
             if bar is not None:
                 bar.update(1)
     except KeyboardInterrupt:
@@ -174,12 +176,16 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
     return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(table))
 
 
-def _log_if_needed(tracker: Tracker, uri: str, record: dict, out_dir: Path, cell, env_tags: dict) -> None:
+def _log_if_needed(tracker: Tracker, uri: str, record: dict, out_dir: Path, cell, env_tags: dict, known: dict) -> None:
     """Log the record unless this very record is completely logged already. The record is the source
     of truth: a cell computed again, a logging cut short by a kill, or a new store is logged now
-    (without training), and the cell's earlier runs are marked superseded."""
+    (without training), and the cell's earlier runs are marked superseded. `known` holds the store's
+    runs as read at the start; a cell not logged there is looked up again under the store's lock
+    (another invocation sharing the store may have logged it since)."""
+    if tracker.is_logged(record, known.get(record["cell_id"], [])):
+        return
     with store_lock(uri):
-        runs = tracker.cell_runs().get(record["cell_id"], [])
+        runs = tracker.cell_runs(record["cell_id"]).get(record["cell_id"], [])
         if tracker.is_logged(record, runs):
             return
         run_id = tracker.log_cell(record, record_path(out_dir, cell), env_tags, cell_folder(out_dir, cell))

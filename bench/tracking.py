@@ -234,14 +234,15 @@ class Tracker:
             self.experiment_id = experiment.experiment_id
         self.parent_id: str | None = None
 
-    def cell_runs(self) -> dict[str, list]:
-        """cell id -> its child runs in this store (newest first)."""
+    def cell_runs(self, cell_id: str | None = None) -> dict[str, list]:
+        """cell id -> its child runs in this store (newest first); only `cell_id`'s when given."""
         found: dict[str, list] = {}
         token = None
+        wanted = f"tags.`{KIND_TAG}` = 'cell'" + (f" and tags.cell_id = '{cell_id}'" if cell_id else "")
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{KIND_TAG}` = 'cell'",
+                filter_string=wanted,
                 order_by=["attributes.start_time DESC"],
                 max_results=1000,
                 page_token=token,
