@@ -170,6 +170,14 @@ def _stop_at(point: str, out: Path, cache: Path, tmp_path: Path, sig=signal.SIGK
     return process.returncode, stderr
 
 
+def _resume_and_compare(out: Path, cache: Path, table: str) -> None:
+    """The same command again: it exits 0, the table equals a clean run's, one complete run per cell."""
+    code, _, stderr = _run_cli(out, cache)
+    assert code == 0, stderr
+    assert (out / "table.md").read_text() == table
+    _assert_one_complete_run_per_cell(out, load_suite("smoke").cells())
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A clean run's table, and the checkpoint cache the kill tests share."""
@@ -189,10 +197,7 @@ def test_a_kill_at_any_of_these_instants_then_the_same_command_gives_one_run_per
     out = tmp_path / "out"
     code, _ = _stop_at(point, out, cache, tmp_path)
     assert code == -signal.SIGKILL
-    code, _, stderr = _run_cli(out, cache)
-    assert code == 0, stderr
-    assert (out / "table.md").read_text() == table
-    _assert_one_complete_run_per_cell(out, load_suite("smoke").cells())
+    _resume_and_compare(out, cache, table)
 
 
 @pytest.mark.slow
@@ -208,10 +213,7 @@ def test_ctrl_c_marks_the_invocation_killed_prints_one_line_and_exits_130(refere
     (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
     (invocation,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'invocation'")
     assert invocation.info.status == "KILLED"
-    code, _, stderr = _run_cli(out, cache)
-    assert code == 0, stderr
-    assert (out / "table.md").read_text() == table
-    _assert_one_complete_run_per_cell(out, load_suite("smoke").cells())
+    _resume_and_compare(out, cache, table)
 
 
 @pytest.mark.slow
