@@ -99,8 +99,13 @@ class StepMeter:
         )
 
     def check_finished(self) -> None:
+        """After finetuning: fail on unreported steps; end the val curve at the last step taken (a
+        method may stop before its budget, between two curve points)."""
         if self.optimizer_steps > self.reported_steps:
             self.raise_unreported()
+        last = [step for curve in self.curves.values() for step, _ in curve[-1:]]
+        if self.monitor is not None and last and max(last) != self.reported_steps:
+            self.observe()
 
     def to_dict(self) -> dict:
         return {

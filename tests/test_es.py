@@ -86,6 +86,7 @@ def test_es_stops_when_its_batch_queries_run_out(tmp_path, checkpoint_cache):
     env = CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(checkpoint_cache))
     record = run_cell(_cell("breast-cancer", steps=10, batch_queries=20), env)
     assert record["status"] == "ok" and record["spent"]["batch_queries"]["calls"] == 16 and record["history"]["steps"] == 2
+    assert all(curve[-1][0] == 2 for curve in record["curves"].values())  # the val curve ends where ES stopped
 
 
 @pytest.mark.parametrize("population", [3, 0])
