@@ -7,7 +7,6 @@ The record written by `write_record` is the source of truth; MLflow is filled fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import torch
 from metricbench.bench import interrupts
-from metricbench.bench.artifacts import ArtifactStore
+from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.budget import Ledger
 from metricbench.bench.context import FinetuneContext
 from metricbench.bench.errors import Diverged
@@ -80,8 +79,7 @@ def record_path(out_dir: str | Path, cell: Cell) -> Path:
 
 
 def _checksum(record: dict) -> str:
-    content = {k: v for k, v in record.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return key_digest({k: v for k, v in record.items() if k != "checksum"})
 
 
 def read_record(out_dir: str | Path, cell: Cell) -> dict | None:

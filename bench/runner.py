@@ -111,10 +111,9 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
 
 def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: str, threads: int) -> RunSummary:
     out_dir = Path(settings.out_dir)
+    env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
     with store_lock(uri):  # creating a new store migrates its schema: one process at a time
         tracker = Tracker(uri, suite.name)
-    env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
-    with store_lock(uri):
         tracker.start_invocation(
             params={
                 "suite": suite.name,
@@ -131,7 +130,6 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
             },
             tags=env_tags,
         )
-    with store_lock(uri):
         logged = tracker.cell_runs()  # one read for the whole suite
     computed = skipped = failed = 0
     interrupted = False

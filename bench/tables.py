@@ -222,16 +222,13 @@ def _logged(metrics: dict[str, float], prefix: str, order: list[str]) -> dict[st
 
 
 def build(results: list[CellResult]) -> Table:
-    task_configs = {(r.task, json.dumps(r.task_config, sort_keys=True)): r.task_config for r in results}
-    method_configs = {(r.method, json.dumps(r.method_config, sort_keys=True)): r.method_config for r in results}
-    task_labels, method_labels = _labels(task_configs), _labels(method_configs)
+    task_keys = [(r.task, json.dumps(r.task_config, sort_keys=True)) for r in results]
+    method_keys = [(r.method, json.dumps(r.method_config, sort_keys=True)) for r in results]
+    task_labels = _labels({key: r.task_config for key, r in zip(task_keys, results, strict=True)})
+    method_labels = _labels({key: r.method_config for key, r in zip(method_keys, results, strict=True)})
     results = [
-        replace(
-            r,
-            task=task_labels[(r.task, json.dumps(r.task_config, sort_keys=True))],
-            method=method_labels[(r.method, json.dumps(r.method_config, sort_keys=True))],
-        )
-        for r in results
+        replace(r, task=task_labels[task_key], method=method_labels[method_key])
+        for r, task_key, method_key in zip(results, task_keys, method_keys, strict=True)
     ]
     results = sorted(results, key=lambda r: (r.task, r.method, r.target != r.default_target, r.target, r.seed))
     columns: list[tuple[str, str, str]] = []

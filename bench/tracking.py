@@ -7,7 +7,6 @@ SQLite file in the output folder; MLflow's file store is never used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -20,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from metricbench import bench
+from metricbench.bench.artifacts import key_digest
 from metricbench.bench.errors import UsageError
 from metricbench.bench.faults import pause_point
 from metricbench.bench.files import ensure_writable_folder
@@ -31,8 +31,7 @@ SUPERSEDED_TAG = "metricbench.superseded_by"  # on a cell's earlier runs: the ru
 
 def record_digest(record: dict) -> str:
     """The digest of a cell's result (the record without what logging adds to it)."""
-    content = {k: v for k, v in record.items() if k not in ("mlflow_run_id", "checksum")}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    return key_digest({k: v for k, v in record.items() if k not in ("mlflow_run_id", "checksum")})
 
 
 def resolve_tracking_uri(cli_uri: str | None, out_dir: str | Path) -> str:
