@@ -21,7 +21,7 @@ from metricbench.bench import interrupts
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.budget import Ledger
 from metricbench.bench.context import FinetuneContext
-from metricbench.bench.errors import Diverged
+from metricbench.bench.errors import Diverged, UsageError
 from metricbench.bench.files import atomic_write_bytes
 from metricbench.bench.metering import StepMeter, metering
 from metricbench.bench.oracle import MetricOracle, TaskView
@@ -244,6 +244,8 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
     except BaseException as exc:  # a failing cell is recorded and the suite goes on, even on SystemExit
         if isinstance(exc, KeyboardInterrupt) and interrupts.requested():
             raise  # a real Ctrl-C stops the suite; a method raising KeyboardInterrupt itself does not
+        if isinstance(exc, UsageError) and p is None:
+            raise  # the user's data or weights cannot be used (a corrupt file): one line, exit 2, before the method ran
         record["reason"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
     finally:

@@ -23,3 +23,8 @@ class UnreportedSteps(CellFailure):
 
 class HookContractError(TypeError):
     """A task's or method's hook returned something the harness cannot use; the message says how to fix it."""
+
+
+class DataError(UsageError):
+    """A dataset on disk that cannot be used: a missing file, a truncated or malformed one. The message names
+    the file (and the line, where the format has lines) and how to fix it; the invocation stops with exit 2."""

@@ -33,6 +33,7 @@ import torch
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.training import train_steps
 from metricbench.tasks.sampling import mix_seed
+from metricbench.tasks.weights import load_into
 
 WEIGHTS = "weights.pt"
 
@@ -60,7 +61,9 @@ def checkpoint_config(task, seed: int, device_type: str) -> dict:
     # the device type is part of the key: CPU and GPU kernels give different weights from one seed,
     # and a CPU run must reproduce a CPU run exactly; on the CPU so is the thread count, which
     # changes the order of floating-point reductions
-    return {
+    if task.starting_weights != "recipe":  # given weights: the same checkpoint for every seed and device
+        return {"task": task.name, "options": task.options, "weights": task.weights_identity(), "version": task.version}
+    config = {
         "task": task.name,
         "options": task.options,
         "seed": seed,
@@ -70,6 +73,9 @@ def checkpoint_config(task, seed: int, device_type: str) -> dict:
         "version": task.version,
         "code": code_version(task),
     }
+    if task.weight_options:  # e.g. an ImageNet backbone the recipe starts from (left out when none, so keys stay)
+        config["weights"] = task.weights_identity()
+    return config
 
 
 def checkpoint_key(task, seed: int, device_type: str) -> str:
@@ -105,12 +111,22 @@ def pretrained_checkpoint(
     device = torch.device(device)
     config = checkpoint_config(task, seed, device.type)
 
+    given = task.starting_weights
+
     def build(folder: Path) -> dict:
+        if given != "recipe":
+            started = time.perf_counter()
+            model = seeded_model(task, seed)  # the architecture; every tensor is then replaced
+            load_into(model, given, f"task '{task.name}''s model with options {task.options}")
+            state, seconds = model.state_dict(), time.perf_counter() - started
+            torch.save({"state_dict": state}, folder / WEIGHTS)
+            return {"key": key_digest(config), "weights": config["weights"], "seconds": seconds}
         state, seconds = _pretrain(task, splits, seed, device, progress)
         torch.save({"state_dict": state}, folder / WEIGHTS)
         return {"key": key_digest(config), "recipe": task.pretrain.to_dict(), "seconds": seconds}
 
-    artifact = store.get_or_build("pretrained", config, build, label=f"{task.name}-seed{seed}")
+    label = f"{task.name}-seed{seed}" if given == "recipe" else f"{task.name}-given"
+    artifact = store.get_or_build("pretrained", config, build, label=label)
     # loaded back even when just built, so this run starts from exactly what later runs will load
     saved = torch.load(artifact.file(WEIGHTS), map_location="cpu", weights_only=True)
     return saved["state_dict"], {**artifact.info, "built": artifact.built}

@@ -156,6 +156,9 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
     except KeyboardInterrupt:
         interrupted = True
         raise
+    except UsageError:  # bad data found while loading a task (a corrupt file): the cells done so far stay
+        failed += 1
+        raise
     finally:
         if bar is not None:
             bar.close()

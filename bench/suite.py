@@ -93,10 +93,22 @@ class Suite:
     source: str = ""
 
     def select(
-        self, tasks: list[str] | None = None, methods: list[str] | None = None, seeds: int | None = None, steps: int | None = None
+        self,
+        tasks: list[str] | None = None,
+        methods: list[str] | None = None,
+        seeds: int | None = None,
+        steps: int | None = None,
+        task_options: list[tuple[str, str, Any]] | None = None,
     ) -> Suite:
-        """This suite narrowed or changed by command-line overrides."""
+        """This suite narrowed or changed by command-line overrides; `task_options` are (task, option, value)."""
         out = Suite(**asdict(self))
+        for task, key, value in task_options or ():
+            running = tasks or out.tasks
+            if running != ["all"] and task not in running:
+                raise UsageError(
+                    f"--task-option names task '{task}', which this run does not include{suggest(task, running)}; its tasks: {', '.join(running)}"
+                )
+            out.task_options = {**out.task_options, task: {**out.task_options.get(task, {}), key: value}}
         if tasks:
             out.tasks = tasks
         if methods:

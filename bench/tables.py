@@ -55,6 +55,7 @@ class CellResult:
 class Stat:
     values: list[float] = field(default_factory=list)
     failed: int = 0
+    published: bool = False  # a reference number from a paper, not a run of ours
 
     @property
     def mean(self) -> float | None:
@@ -71,13 +72,15 @@ class Table:
     rows: dict[str, dict[tuple[str, str], Stat]]
     failures: list[str]
     spending: dict[tuple[str, str], dict[str, Stat]] = field(default_factory=dict)  # (row, task) -> account -> calls
+    column_tasks: dict[str, tuple[str, dict]] = field(default_factory=dict)  # column label -> (task name, its config)
+    published: dict[str, list[str]] = field(default_factory=dict)  # published row -> its provenance notes
 
     def best(self, column: tuple[str, str, str]) -> set[str]:
         task, metric, direction = column
         means = {
             m: s.mean
             for m, cells in self.rows.items()
-            if m != PRETRAINED_ROW
+            if m != PRETRAINED_ROW and m not in self.published
             for key, s in cells.items()
             if key == (task, metric) and s.mean is not None
         }
@@ -226,6 +229,7 @@ def build(results: list[CellResult]) -> Table:
     method_keys = [(r.method, json.dumps(r.method_config, sort_keys=True)) for r in results]
     task_labels = _labels({key: r.task_config for key, r in zip(task_keys, results, strict=True)})
     method_labels = _labels({key: r.method_config for key, r in zip(method_keys, results, strict=True)})
+    column_tasks = {task_labels[key]: (r.task, r.task_config) for key, r in zip(task_keys, results, strict=True)}
     results = [
         replace(r, task=task_labels[task_key], method=method_labels[method_key])
         for r, task_key, method_key in zip(results, task_keys, method_keys, strict=True)
@@ -260,7 +264,84 @@ def build(results: list[CellResult]) -> Table:
             failures.append(f"{r.task} / {r.row} / seed {r.seed}: {r.reason or 'failed'}")
     if not rows[PRETRAINED_ROW]:
         del rows[PRETRAINED_ROW]
-    return Table(columns, rows, failures, table_spending)
+    return Table(columns, rows, failures, table_spending, column_tasks)
+
+
+# ----------------------------------------------------------------------------- published numbers
+
+PUBLISHED_COLUMNS = ("row", "task", "metric", "value", "reported", "options", "source", "where", "protocol", "provenance")
+DEFAULT_PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "published.csv"
+
+
+@dataclass(frozen=True)
+class PublishedNumber:
+    """One reference number with its provenance (a row of `results/published.csv`)."""
+
+    row: str
+    task: str
+    metric: str
+    value: float
+    reported: str
+    options: dict[str, str]
+    source: str
+    where: str
+    protocol: str
+    provenance: str
+
+    def applies_to(self, task: str, config: dict) -> bool:
+        """Whether this number belongs beside a column of `task` run with `config` (its task options)."""
+        if task != self.task:
+            return False
+        return all(str(json.loads(config.get(f"task.{k}", "null"))) == v for k, v in self.options.items())
+
+
+def load_published(path: str | Path) -> list[PublishedNumber]:
+    """The published numbers in a CSV file (lines starting with # are comments); one line if it is malformed."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"published numbers file '{path}' not found; pass --published FILE (see results/published.csv)") from None
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip() and not line.lstrip().startswith("#")]
+    if not numbered:
+        raise UsageError(f"{path}: no header line; it must start with {','.join(PUBLISHED_COLUMNS)}")
+    reader = csv.reader([line for _, line in numbered])
+    header = next(reader)
+    missing = [c for c in PUBLISHED_COLUMNS if c not in header]
+    if missing:
+        raise UsageError(f"{path}: line {numbered[0][0]}: the header lacks column '{missing[0]}'; columns: {','.join(PUBLISHED_COLUMNS)}")
+    numbers = []
+    for (number, _), fields in zip(numbered[1:], reader, strict=True):
+        if len(fields) != len(header):
+            raise UsageError(f"{path}: line {number}: {len(fields)} fields, the header has {len(header)} (quote fields with commas)")
+        row = dict(zip(header, fields, strict=True))
+        try:
+            value = float(row["value"])
+        except ValueError:
+            raise UsageError(f"{path}: line {number}: value {row['value']!r} is not a number") from None
+        options = {}
+        for item in filter(None, (part.strip() for part in row["options"].split(";"))):
+            key, sep, wanted = item.partition("=")
+            if not sep:
+                raise UsageError(f"{path}: line {number}: options must be key=value pairs separated by ';', got {item!r}")
+            options[key.strip()] = wanted.strip()
+        numbers.append(PublishedNumber(**{**{c: row[c] for c in PUBLISHED_COLUMNS}, "value": value, "options": options}))
+    return numbers
+
+
+def add_published(table: Table, numbers: list[PublishedNumber]) -> Table:
+    """`table` with a row per published source, filled where its numbers belong to a column (task, its
+    options, metric); a published row is never bold and carries its provenance under the table."""
+    for number in numbers:
+        for task_label, metric, _ in table.columns:
+            name, config = table.column_tasks.get(task_label, (task_label, {}))
+            if metric == number.metric and number.applies_to(name, config):
+                table.rows.setdefault(number.row, {})[(task_label, metric)] = Stat([number.value], published=True)
+                note = f"{number.metric} {number.reported}: {number.source}, {number.where}; {number.protocol}; {number.provenance}"
+                notes = table.published.setdefault(number.row, [])
+                if note not in notes:
+                    notes.append(note)
+    return table
 
 
 def _cell_text(stat: Stat | None, bold: bool, latex: bool) -> str:
@@ -268,6 +349,8 @@ def _cell_text(stat: Stat | None, bold: bool, latex: bool) -> str:
         return "–"
     if stat.mean is None:
         return f"failed ({stat.failed}/{stat.failed})"
+    if stat.published:
+        return f"{stat.mean:.4f} (published)"
     pm = r"$\pm$" if latex else "±"
     text = f"{stat.mean:.4f}" + (f" {pm} {stat.std:.4f}" if stat.std is not None else "")
     if bold:
@@ -294,6 +377,10 @@ def to_markdown(table: Table) -> str:
         text += "| method | task | " + " | ".join(ACCOUNTS) + " |\n|" + "---|" * (len(ACCOUNTS) + 2) + "\n"
         for (row, task), accounts in table.spending.items():
             text += f"| {row} | {task} | " + " | ".join(_calls(accounts.get(a)) for a in ACCOUNTS) + " |\n"
+    if table.published:
+        text += "\nPublished numbers (not our runs; never bold):\n" + "".join(
+            f"- {row}: {note}\n" for row, notes in table.published.items() for note in notes
+        )
     if table.failures:
         text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)
     return text

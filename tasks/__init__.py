@@ -14,6 +14,11 @@ TASKS = Registry(
         "metricbench.tasks.synthetic_binary",
         "metricbench.tasks.glyphs_retrieval",
         "metricbench.tasks.shapes_detection",
+        "metricbench.tasks.cifar10",
+        "metricbench.tasks.imagenet",
+        "metricbench.tasks.sop",
+        "metricbench.tasks.voc2007",
+        "metricbench.tasks.libsvm_tasks",
     ),
     entry_point_group="metricbench.tasks",
 )

@@ -23,6 +23,8 @@ from metricbench.bench.budget import Budget
 from metricbench.bench.errors import HookContractError, UsageError
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import metrics as metric_lib
+from metricbench.tasks import weights
+from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.sampling import IndexStream, ShuffledBatches
 from metricbench.tasks.splits import Batch, Split, Splits
 from torch import nn
@@ -89,6 +91,9 @@ class Task(abc.ABC):
       the pretraining recipe at a tenth of its learning rate.
     - `budget`: the default finetuning `Budget`.
     - `requires_data`: whether `load_splits` needs the user's `--data-dir`.
+    - `data`: a `DatasetFiles` (required files, download resources) for tasks that read a real dataset.
+    - `weight_options`: the options that name weights (`tasks.weights`): a file's sha256 is part of the
+      checkpoint's identity; an option named `weights` other than "recipe" replaces pretraining.
     - `version`: bump it when a change outside the task's own module (a shared model, a data file)
       changes what pretraining produces; the checkpoint cache key includes it.
     """
@@ -100,12 +105,16 @@ class Task(abc.ABC):
     finetune: ClassVar[TrainRecipe | None] = None
     budget: ClassVar[Budget] = Budget(steps=100, queries=10)
     requires_data: ClassVar[bool] = False
+    data: ClassVar[DatasetFiles | None] = None
+    weight_options: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
     eval_batch_size: ClassVar[int] = 1024
 
     def __init__(self, **options: Any):
         self.options = dict(options)
         self.name = getattr(type(self), "registered_name", type(self).__name__)
+        if self.options.get("pretrain_steps"):  # a shorter (or longer) run of the task's own recipe
+            self.pretrain = replace(type(self).pretrain, steps=self.options["pretrain_steps"])
 
     # ---- hooks of a concrete task
     @abc.abstractmethod
@@ -148,8 +157,21 @@ class Task(abc.ABC):
 
     def check_data(self, paths: DataPaths) -> None:
         """Raise `UsageError` (one line: the task, what is missing, how to fix it) before anything runs."""
-        if self.requires_data and paths.data_dir is None:
+        if self.data is not None:
+            self.data.check(self.name, paths.data_dir)
+        elif self.requires_data and paths.data_dir is None:
             raise UsageError(f"task '{self.name}' reads its dataset from disk: pass --data-dir DIR, the folder that holds it")
+        for option in self.weight_options:
+            weights.check(option, self.options[option], self.name)
+
+    @property
+    def starting_weights(self) -> str:
+        """"recipe" (pretrain with the task's recipe), or the weights the `weights` option names."""
+        return self.options.get("weights", "recipe") if "weights" in self.weight_options else "recipe"
+
+    def weights_identity(self) -> dict[str, str]:
+        """What each weights option names (a file by its sha256), for the checkpoint's identity."""
+        return {option: weights.identity(self.options[option]) for option in self.weight_options}
 
     # ---- provided
     @property

@@ -41,13 +41,14 @@ def class_disjoint_split(
     """Index arrays (train, val, test) into `labels` such that no class has examples in two of them.
 
     Classes (not examples) are shuffled with `split_seed`; the first `test_fraction` of them go to
-    test, the next `val_fraction` to val, the rest to train. Each split gets at least one class.
+    test, the next `val_fraction` to val, the rest to train. Each split gets at least one class, except
+    test with `test_fraction` 0 (a dataset with its own test classes carves only val).
     """
     classes = np.unique(labels)
     if len(classes) < 3:
         raise ValueError(f"a class-disjoint split needs at least 3 classes, got {len(classes)}")
     shuffled = np.random.default_rng(split_seed).permutation(classes)
-    n_test = max(1, round(test_fraction * len(classes)))
+    n_test = max(1, round(test_fraction * len(classes))) if test_fraction > 0 else 0
     n_val = max(1, round(val_fraction * len(classes)))
     if n_test + n_val >= len(classes):
         raise ValueError(f"val and test fractions leave no training class out of {len(classes)}")

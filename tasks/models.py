@@ -1,7 +1,9 @@
-"""Small models for the embedded tasks."""
+"""Models shared by tasks: small networks for the embedded tasks, and wrappers (input normalisation, embedding
+head) for the paper tasks."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -101,3 +103,30 @@ class EmbeddingCNN(nn.Module):
     def forward(self, x):
         x = (x.float() / 255.0 - self.input_mean) / self.input_std
         return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class Normalized(nn.Module):
+    """`module` applied to images normalised on the device: uint8 (or 0-255 float) pixels are scaled to
+    0-1 and standardised per channel with fixed `mean` and `std`, so a task can keep and transfer its
+    images as uint8. The wrapped module's keys keep their names under `net.`."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, -1, 1, 1) * 255, persistent=False)
+        self.register_buffer("inv_std", 1 / (torch.tensor(std).reshape(1, -1, 1, 1) * 255), persistent=False)
+
+    def forward(self, x):
+        return self.net((x.float() - self.mean) * self.inv_std)
+
+
+class EmbeddingHead(nn.Module):
+    """A backbone's pooled features -> a linear embedding, L2-normalised (the standard deep-metric-learning head)."""
+
+    def __init__(self, backbone: nn.Module, features: int, embedding_dim: int):
+        super().__init__()
+        self.backbone = backbone
+        self.embedding = nn.Linear(features, embedding_dim)
+
+    def forward(self, x):
+        return nn.functional.normalize(self.embedding(self.backbone(x)), dim=1)

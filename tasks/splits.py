@@ -28,6 +28,7 @@ from metricbench.tasks.sampling import IndexStream, mix_seed, seeded_generator
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 SampleTransform = Callable[[Any, Any, torch.Generator], tuple[Any, Any]]
+EvalTransform = Callable[[Any, Any], tuple[Any, Any]]
 
 
 class Batch(NamedTuple):
@@ -178,11 +179,13 @@ def list_collate(samples: list[tuple[Any, Any]]) -> Batch:
 
 class _Loaded(torch.utils.data.Dataset):
     """What the workers read: item (index, seed) -> the dataset's example, augmented with that seed
-    (seed None: evaluation, no augmentation). Keeps augmentation a function of the stream and step."""
+    (seed None: evaluation, no augmentation, only `eval_transform`, e.g. a centre crop). Keeps
+    augmentation a function of the stream and step."""
 
-    def __init__(self, dataset, transform: SampleTransform | None):
+    def __init__(self, dataset, transform: SampleTransform | None, eval_transform: EvalTransform | None = None):
         self.dataset = dataset
         self.transform = transform
+        self.eval_transform = eval_transform
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -192,6 +195,8 @@ class _Loaded(torch.utils.data.Dataset):
         inputs, targets = self.dataset[index]
         if seed is not None and self.transform is not None:
             inputs, targets = self.transform(inputs, targets, torch.Generator().manual_seed(seed))
+        elif seed is None and self.eval_transform is not None:
+            inputs, targets = self.eval_transform(inputs, targets)
         return inputs, targets
 
 
@@ -239,6 +244,7 @@ class StreamConfig:
     num_workers: int = 2
     collate: Callable[[list], Batch] = stack_collate
     transform: SampleTransform | None = None
+    eval_transform: EvalTransform | None = None  # applied instead of `transform` when reading for evaluation
     labels: torch.Tensor | None = None  # class labels, if the dataset has them (for class-balanced sampling)
 
 
@@ -274,7 +280,7 @@ class StreamSplit(Split):
     def _loader(self, batch_sampler, persistent: bool) -> torch.utils.data.DataLoader:
         workers = self.config.num_workers
         return torch.utils.data.DataLoader(
-            _Loaded(self.dataset, self.config.transform),
+            _Loaded(self.dataset, self.config.transform, self.config.eval_transform),
             batch_sampler=batch_sampler,
             num_workers=workers,
             collate_fn=self.config.collate,

@@ -68,7 +68,7 @@ COMMAND_LINES = [
     (["run", "smoke", "--threads"], ["--threads needs a value", "metricbench run --help"]),
     (["run", "smoke", "--quiet=yes"], ["--quiet takes no value"]),
     (["run"], ["missing SUITE|FILE", "metricbench run --help"]),
-    ([], ["missing command", "run, list or table", "metricbench --help"]),
+    ([], ["missing command", "run, list, table or data", "metricbench --help"]),
     (["--debug"], ["missing command"]),
     (["lst", "tasks"], ["unknown command 'lst'", "(did you mean 'list'?)", "metricbench --help"]),
     (["table", "--out", "x", "--tracking-uri", "sqlite:///y.db"], ["--tracking-uri", "--out", "not both"]),

@@ -1,0 +1,114 @@
+"""`sop`: Stanford Online Products retrieval (59,551 training images of 11,318 products; 60,502 test images of
+11,316 other products), an ImageNet-style backbone with an L2-normalised embedding head, the paper's
+retrieval task. Judged on Recall@1/10/100/1000 (each test image queries all the others) and MAP@R.
+
+Data: `Stanford_Online_Products/` under `--data-dir` (`Ebay_train.txt`, `Ebay_test.txt` and the image
+folders; `tasks.sop_data` reads it), fetched by `metricbench data download sop`. `Ebay_test.txt` is the
+test split; val (the metric observations) is a fixed, seeded 10% of the training products (ours),
+class-disjoint from train like the test split. Images stream through DataLoader workers: training
+images get a random-resized crop and a flip, evaluation a resize and centre crop, at `image_size`.
+
+Model: torchvision's ResNet-50 (option `backbone`; ResNet-18 for small budgets) with its classifier
+replaced by a linear embedding (512-d by default, ours), L2-normalised, starting from torchvision's
+public ImageNet weights (`backbone_weights = "imagenet"`, the standard deep-metric-learning start) and
+trained on train by the task's recipe. The surrogate is the retrieval kind's circle loss (Sun et al.
+2020) on P x K batches (K = 4 images per product, drawn with replacement from products that have
+fewer). Recipe and budget are ours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from metricbench.bench.budget import Budget
+from metricbench.bench.training import TrainRecipe
+from metricbench.tasks import Option, register_task
+from metricbench.tasks import weights as weight_sources
+from metricbench.tasks.data import class_disjoint_split
+from metricbench.tasks.datasets import DatasetFiles
+from metricbench.tasks.download import Resource
+from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
+from metricbench.tasks.models import EmbeddingHead, Normalized
+from metricbench.tasks.retrieval import RetrievalTask
+from metricbench.tasks.sop_data import ARCHIVE_MD5, FOLDER, TEST_INDEX, TRAIN_INDEX, URL, read_index, write_sop
+from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit
+from metricbench.tasks.voc2007 import _workers
+from metricbench.tasks.weights import weights_option
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DATA = DatasetFiles(
+    name="Stanford Online Products",
+    required=(f"{FOLDER}/{TRAIN_INDEX}", f"{FOLDER}/{TEST_INDEX}"),
+    resources=(Resource(URL, "Stanford_Online_Products.zip", f"md5:{ARCHIVE_MD5}", extract_to="."),),
+    source="https://cvgl.stanford.edu/projects/lifted_struct/",
+    fixture=write_sop,
+)
+BACKBONES = {"resnet50": ("torchvision:ResNet50_Weights.IMAGENET1K_V1", 2048), "resnet18": ("torchvision:ResNet18_Weights.IMAGENET1K_V1", 512)}
+
+
+@register_task(
+    "sop",
+    "Stanford Online Products retrieval (11,318 / 11,316 class-disjoint products) from --data-dir, ResNet + L2 embedding",
+    options={
+        "split_seed": Option(int, 0, "seed of the val products carved from the training products (not the run seed)"),
+        "val_fraction": Option(float, 0.1, "share of the training products used as val (ours)"),
+        "backbone": Option(str, "resnet50", "torchvision backbone", tuple(BACKBONES)),
+        "embedding_dim": Option(int, 512, "embedding size (ours)"),
+        "image_size": Option(int, 224, "crop side in pixels"),
+        "backbone_weights": weights_option("imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"),
+        "weights": weights_option("recipe", "model start: 'recipe' (train on train from the backbone) or a checkpoint file"),
+        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
+        "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
+    },
+)
+class SOPTask(RetrievalTask):
+    metrics = ("recall@1", "recall@10", "recall@100", "recall@1000", "map@r")
+    pretrain = TrainRecipe(steps=10_000, batch_size=128, optimizer="adam", lr=3e-5, weight_decay=1e-4)
+    finetune = TrainRecipe(steps=500, batch_size=128, optimizer="adam", lr=3e-6, weight_decay=1e-4)
+    budget = Budget(steps=500, queries=20)
+    per_class = 4
+    val_per_class = 4
+    data = DATA
+    weight_options = ("backbone_weights", "weights")
+    eval_batch_size = 256
+
+    def backbone_weights(self) -> str:
+        value = self.options["backbone_weights"]
+        return BACKBONES[self.options["backbone"]][0] if value == "imagenet" else value
+
+    def check_data(self, paths):
+        super().check_data(paths)
+        if self.options["backbone_weights"] == "imagenet" and self.starting_weights == "recipe":
+            weight_sources.check("backbone_weights", self.backbone_weights(), self.name)
+
+    def load_splits(self, paths):
+        hint = DATA.how_to_get(self.name, paths.data_dir)
+        train_index, test_index = read_index(paths.data_dir, TRAIN_INDEX, hint), read_index(paths.data_dir, TEST_INDEX, hint)
+        o = self.options
+        # val: whole products out of train (class-disjoint, as test is); the split seed fixes which
+        train, val, _ = class_disjoint_split(train_index.classes, o["val_fraction"], 0.0, o["split_seed"])
+        size, workers = o["image_size"], _workers(o["workers"])
+
+        def split(index, rows, augment: bool):
+            paths_, labels = [index.paths[i] for i in rows], index.classes[rows]
+            config = StreamConfig(
+                num_workers=workers,
+                transform=random_resized_crop(size) if augment else None,
+                eval_transform=center_crop(size),
+                labels=torch.as_tensor(labels),
+            )
+            return StreamSplit(ImageFiles(paths_, labels), config)
+
+        everything = np.arange(len(test_index.paths))
+        return Splits(split(train_index, train, True), split(train_index, val, False), split(test_index, everything, False))
+
+    def build_model(self):
+        import torchvision
+
+        name = self.options["backbone"]
+        backbone = getattr(torchvision.models, name)()
+        start = self.backbone_weights()
+        if start != "none":
+            weight_sources.load_into(backbone, start, f"a torchvision {name}")
+        backbone.fc = torch.nn.Identity()
+        return Normalized(EmbeddingHead(backbone, BACKBONES[name][1], self.options["embedding_dim"]), IMAGENET_MEAN, IMAGENET_STD)
