@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     data = commands.add_parser("data", help="get a paper task's dataset: download it, check it, or write a tiny fixture")
-    data.add_argument("action", type=_one_of("download", "check", "fixture", label="the data action "), metavar="{download,check,fixture}")
+    data.add_argument(
+        "action", type=_one_of("download", "check", "fixture", label="the data action "), metavar="{download,check,fixture}"
+    )
     data.add_argument("task", metavar="TASK", help="a task that reads a dataset from disk (see `metricbench list tasks`)")
     data.add_argument("--data-dir", required=True, help="the folder that holds (or will hold) the datasets")
     data.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

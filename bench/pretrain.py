@@ -13,6 +13,11 @@ bases (its own module and its kind), the data-order code and the training loop. 
 file or editing a metric leaves it unchanged; a change to shared code elsewhere (a model module) is
 announced by bumping `version`.
 
+A task whose `weights` option names a checkpoint file or public weights (`tasks.weights`) is not
+pretrained: the checkpoint is those weights loaded into the task's model, keyed by the task, its
+options and what the weights are (a file by its sha256), and shared by every seed and device. Other
+weights options (a backbone the recipe starts from) join the key of a pretrained checkpoint.
+
 The checkpoint holds weights only: the `(pretrained)` metrics are recomputed by each cell with the
 current metric code, never read back from the store.
 """

@@ -106,7 +106,8 @@ class Suite:
             running = tasks or out.tasks
             if running != ["all"] and task not in running:
                 raise UsageError(
-                    f"--task-option names task '{task}', which this run does not include{suggest(task, running)}; its tasks: {', '.join(running)}"
+                    f"--task-option names task '{task}', which this run does not include{suggest(task, running)}; "
+                    f"its tasks: {', '.join(running)}"
                 )
             out.task_options = {**out.task_options, task: {**out.task_options.get(task, {}), key: value}}
         if tasks:

@@ -301,7 +301,9 @@ def load_published(path: str | Path) -> list[PublishedNumber]:
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
-        raise UsageError(f"published numbers file '{path}' not found; pass --published FILE (see results/published.csv)") from None
+        raise UsageError(
+            f"published numbers file '{path}' not found; pass --published FILE (see results/published.csv)"
+        ) from None
     numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip() and not line.lstrip().startswith("#")]
     if not numbered:
         raise UsageError(f"{path}: no header line; it must start with {','.join(PUBLISHED_COLUMNS)}")
@@ -309,11 +311,15 @@ def load_published(path: str | Path) -> list[PublishedNumber]:
     header = next(reader)
     missing = [c for c in PUBLISHED_COLUMNS if c not in header]
     if missing:
-        raise UsageError(f"{path}: line {numbered[0][0]}: the header lacks column '{missing[0]}'; columns: {','.join(PUBLISHED_COLUMNS)}")
+        raise UsageError(
+            f"{path}: line {numbered[0][0]}: the header lacks column '{missing[0]}'; columns: {','.join(PUBLISHED_COLUMNS)}"
+        )
     numbers = []
     for (number, _), fields in zip(numbered[1:], reader, strict=True):
         if len(fields) != len(header):
-            raise UsageError(f"{path}: line {number}: {len(fields)} fields, the header has {len(header)} (quote fields with commas)")
+            raise UsageError(
+                f"{path}: line {number}: {len(fields)} fields, the header has {len(header)} (quote fields with commas)"
+            )
         row = dict(zip(header, fields, strict=True))
         try:
             value = float(row["value"])
@@ -337,7 +343,9 @@ def add_published(table: Table, numbers: list[PublishedNumber]) -> Table:
             name, config = table.column_tasks.get(task_label, (task_label, {}))
             if metric == number.metric and number.applies_to(name, config):
                 table.rows.setdefault(number.row, {})[(task_label, metric)] = Stat([number.value], published=True)
-                note = f"{number.metric} {number.reported}: {number.source}, {number.where}; {number.protocol}; {number.provenance}"
+                note = (
+                    f"{number.metric} {number.reported}: {number.source}, {number.where}; {number.protocol}; {number.provenance}"
+                )
                 notes = table.published.setdefault(number.row, [])
                 if note not in notes:
                     notes.append(note)
@@ -422,6 +430,7 @@ def to_latex(table: Table) -> str:
         ]
         lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [_latex_escape(f"% published, {row}: {note}") for row, notes in table.published.items() for note in notes]
     if table.spending:
         lines += ["", r"\begin{tabular}{ll" + "r" * len(ACCOUNTS) + "}", r"\toprule"]
         lines.append(" & ".join(["method", "task", *(_latex_escape(a) for a in ACCOUNTS)]) + r" \\")

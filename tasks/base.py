@@ -166,7 +166,7 @@ class Task(abc.ABC):
 
     @property
     def starting_weights(self) -> str:
-        """"recipe" (pretrain with the task's recipe), or the weights the `weights` option names."""
+        """ "recipe" (pretrain with the task's recipe), or the weights the `weights` option names."""
         return self.options.get("weights", "recipe") if "weights" in self.weight_options else "recipe"
 
     def weights_identity(self) -> dict[str, str]:

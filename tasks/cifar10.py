@@ -43,7 +43,13 @@ DATA = DatasetFiles(
     options={
         "split_seed": Option(int, 0, "seed of the stratified val split carved from the training batches (not the run seed)"),
         "val_fraction": Option(float, 0.1, "share of the training images used as val (ours: 5,000 of 50,000)"),
-        "depth": Option(int, 32, "ResNet depth 6n+2 (32: the paper's ResNet-32)", check=lambda d: d >= 8 and (d - 2) % 6 == 0, requirement="6n+2 with n >= 1"),
+        "depth": Option(
+            int,
+            32,
+            "ResNet depth 6n+2 (32: the paper's ResNet-32)",
+            check=lambda d: d >= 8 and (d - 2) % 6 == 0,
+            requirement="6n+2 with n >= 1",
+        ),
         "weights": weights_option("recipe", "starting weights: 'recipe' (He et al.'s training, cached), or a checkpoint file"),
         "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's 64,000)"),
     },
@@ -61,7 +67,9 @@ class Cifar10Task(ClassificationTask):
 
     def load_splits(self, paths):
         arrays = read_cifar10(paths.data_dir, DATA.how_to_get(self.name, paths.data_dir))
-        train, val, _ = stratified_split(arrays.train_labels, 0.0, self.options["val_fraction"], self.options["split_seed"], has_test=True)
+        train, val, _ = stratified_split(
+            arrays.train_labels, 0.0, self.options["val_fraction"], self.options["split_seed"], has_test=True
+        )
         images, labels = torch.from_numpy(arrays.train_images), torch.from_numpy(arrays.train_labels)
         augment = compose([random_crop(4), random_flip_lr()])
         return Splits(

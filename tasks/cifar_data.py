@@ -49,7 +49,9 @@ def _unpickle(path: Path, download_hint: str) -> dict:
         raise DataError(f"{path} not found; {download_hint}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"{path}: not a readable CIFAR-10 python batch, truncated or corrupt ({reason}); {download_hint}") from None
+        raise DataError(
+            f"{path}: not a readable CIFAR-10 python batch, truncated or corrupt ({reason}); {download_hint}"
+        ) from None
     if not isinstance(content, dict):
         raise DataError(f"{path}: holds a {type(content).__name__}, expected the dict of a CIFAR-10 batch; {download_hint}")
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
@@ -78,7 +80,11 @@ def read_cifar10(data_dir: str | Path, download_hint: str = "download it again")
     meta = _unpickle(root / META, download_hint)
     names = tuple(meta.get("label_names", LABEL_NAMES))
     return CifarArrays(
-        np.concatenate([images for images, _ in train]), np.concatenate([labels for _, labels in train]), test_images, test_labels, names
+        np.concatenate([images for images, _ in train]),
+        np.concatenate([labels for _, labels in train]),
+        test_images,
+        test_labels,
+        names,
     )
 
 

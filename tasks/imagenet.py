@@ -29,15 +29,19 @@ from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.classification import ClassificationTask
 from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
 from metricbench.tasks.imagenet_data import FOLDER, MANUAL, list_image_folder, write_imagenet
+from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
 from metricbench.tasks.models import Normalized
 from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit
 from metricbench.tasks.voc2007 import _workers
 from metricbench.tasks.weights import weights_option
 
 DATA = DatasetFiles(
-    name="ImageNet-1k (ILSVRC2012)", required=(f"{FOLDER}/train", f"{FOLDER}/val"), manual=MANUAL, source="https://image-net.org/", fixture=write_imagenet
+    name="ImageNet-1k (ILSVRC2012)",
+    required=(f"{FOLDER}/train", f"{FOLDER}/val"),
+    manual=MANUAL,
+    source="https://image-net.org/",
+    fixture=write_imagenet,
 )
 NASNET_MEAN = NASNET_STD = (0.5, 0.5, 0.5)
 MODELS = {"nasnet-a-mobile": 224, "nasnet-a-large": 331}  # model -> its published input size
@@ -52,7 +56,9 @@ NO_WEIGHTS = ""
         "val_per_class": Option(int, 10, "training images per class used as val (ours: 10,000 in all)"),
         "model": Option(str, "nasnet-a-mobile", "NASNet-A variant", tuple(MODELS)),
         "image_size": Option(int, 0, "crop side in pixels (0: the model's own, 224 for Mobile, 331 for Large)"),
-        "weights": weights_option(NO_WEIGHTS, "starting weights (required): a checkpoint file, 'timm:nasnetalarge.tf_in1k', or 'recipe'"),
+        "weights": weights_option(
+            NO_WEIGHTS, "starting weights (required): a checkpoint file, 'timm:nasnetalarge.tf_in1k', or 'recipe'"
+        ),
         "pretrain_steps": Option(int, 0, "steps of the pretraining recipe, with weights = 'recipe' (0: the recipe's)"),
         "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
     },
@@ -81,13 +87,19 @@ class ImageNetTask(ClassificationTask):
         train_index = list_image_folder(paths.data_dir, "train")
         test_index = list_image_folder(paths.data_dir, "val", classes=train_index.classes)
         if len(train_index.classes) > self.num_classes:
-            raise DataError(f"{paths.data_dir / FOLDER / 'train'}: {len(train_index.classes)} class folders, ImageNet-1k has {self.num_classes}")
+            raise DataError(
+                f"{paths.data_dir / FOLDER / 'train'}: {len(train_index.classes)} class folders, "
+                f"ImageNet-1k has {self.num_classes}"
+            )
         # fewer classes (a subset, or a fixture) are numbered by sorted folder name among themselves: the model
         # keeps its 1,000 outputs, so published 1,000-class weights only line up on the full set
         rng = np.random.default_rng(self.options["split_seed"])
-        val_rows = np.concatenate([
-            rng.permutation(np.flatnonzero(train_index.labels == c))[: self.options["val_per_class"]] for c in range(len(train_index.classes))
-        ])
+        val_rows = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(train_index.labels == c))[: self.options["val_per_class"]]
+                for c in range(len(train_index.classes))
+            ]
+        )
         is_val = np.zeros(len(train_index.labels), dtype=bool)
         is_val[val_rows] = True
         size = self.options["image_size"] or MODELS[self.options["model"]]

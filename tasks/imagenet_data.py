@@ -49,21 +49,29 @@ def list_image_folder(data_dir: str | Path, part: str, classes: list[str] | None
         classes = found
     unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise DataError(f"{root / unknown[0]}: a class folder that imagenet/train does not have; sort val into train's class folders")
-    samples = make_dataset(str(root), {c: i for i, c in enumerate(classes) if c in found}, extensions=EXTENSIONS, allow_empty=True)
+        raise DataError(
+            f"{root / unknown[0]}: a class folder that imagenet/train does not have; sort val into train's class folders"
+        )
+    samples = make_dataset(
+        str(root), {c: i for i, c in enumerate(classes) if c in found}, extensions=EXTENSIONS, allow_empty=True
+    )
     if not samples:
         raise DataError(f"{root}: no images (.JPEG, .jpg or .png) in its class folders; {MANUAL.replace('DIR', str(data_dir))}")
     paths, labels = zip(*samples, strict=True)
     return ImageFolderIndex([Path(p) for p in paths], np.asarray(labels, dtype=np.int64), classes)
 
 
-def write_imagenet(data_dir: str | Path, classes: int = 5, train_per_class: int = 8, val_per_class: int = 4, image_size: int = 64, seed: int = 0) -> Path:
+def write_imagenet(
+    data_dir: str | Path, classes: int = 5, train_per_class: int = 8, val_per_class: int = 4, image_size: int = 64, seed: int = 0
+) -> Path:
     """Write a tiny ImageNet in the `ImageFolder` layout under `data_dir/imagenet/` (wnid-like class names)."""
     root = Path(data_dir) / FOLDER
     wnids = [f"n{1440764 + 17 * i:08d}" for i in range(classes)]
     for part, per_class, part_seed in (("train", train_per_class, seed), ("val", val_per_class, seed + 1)):
         labels = np.repeat(np.arange(classes), per_class)
-        for number, (label, pixels) in enumerate(zip(labels, class_pattern_images(labels, (image_size, image_size), part_seed), strict=True)):
+        for number, (label, pixels) in enumerate(
+            zip(labels, class_pattern_images(labels, (image_size, image_size), part_seed), strict=True)
+        ):
             name = f"{wnids[label]}_{number}.JPEG" if part == "train" else f"ILSVRC2012_val_{number + 1:08d}.JPEG"
             write_jpeg(root / part / wnids[label] / name, pixels)
     return root

@@ -60,7 +60,8 @@ def read_libsvm(path: str | Path, n_features: int, labels: dict[float, int], dow
     if unknown:
         line = _line_with_label(path, unknown[0])
         raise DataError(
-            f"{path}: line {line}: label {unknown[0]:g}, expected one of {', '.join(f'{v:g}' for v in sorted(labels))}; {download_hint}"
+            f"{path}: line {line}: label {unknown[0]:g}, expected one of "
+            f"{', '.join(f'{v:g}' for v in sorted(labels))}; {download_hint}"
         )
     mapped = np.zeros(len(raw_labels), dtype=np.int64)
     for value, cls in labels.items():
@@ -89,7 +90,9 @@ def write_libsvm(path: str | Path, features: np.ndarray, labels: np.ndarray, lab
     return path
 
 
-def binary_fixture(n: int, n_features: int, seed: int, density: float = 0.1, binary_values: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def binary_fixture(
+    n: int, n_features: int, seed: int, density: float = 0.1, binary_values: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """A learnable sparse binary problem shaped like a LIBSVM dataset: (features (n, F), classes (n,))."""
     rng = np.random.default_rng(seed)
     present = rng.random((n, n_features)) < density

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metricbench.bench.budget import Budget
+from metricbench.bench.registry import Option
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import register_task
 from metricbench.tasks.datasets import DatasetFiles
@@ -25,7 +26,6 @@ from metricbench.tasks.download import Resource
 from metricbench.tasks.libsvm import binary_fixture, read_libsvm, write_libsvm
 from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
 from metricbench.tasks.weights import weights_option
-from metricbench.bench.registry import Option
 
 LIBSVM_BINARY = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary"
 LIBSVM_PAGE = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary.html"
@@ -47,7 +47,10 @@ def write_covtype_fixture(data_dir: Path) -> None:
 A9A = DatasetFiles(
     name="a9a (LIBSVM)",
     required=("a9a", "a9a.t"),
-    resources=(Resource(f"{LIBSVM_BINARY}/a9a", "a9a", None, extract_to="."), Resource(f"{LIBSVM_BINARY}/a9a.t", "a9a.t", None, extract_to=".")),
+    resources=(
+        Resource(f"{LIBSVM_BINARY}/a9a", "a9a", None, extract_to="."),
+        Resource(f"{LIBSVM_BINARY}/a9a.t", "a9a.t", None, extract_to="."),
+    ),
     source=LIBSVM_PAGE,
     fixture=write_a9a_fixture,
 )
@@ -55,7 +58,13 @@ COVTYPE = DatasetFiles(
     name="covtype.binary (LIBSVM)",
     required=("covtype.libsvm.binary",),
     resources=(
-        Resource(f"{LIBSVM_BINARY}/covtype.libsvm.binary.bz2", "covtype.libsvm.binary.bz2", None, decompress="bz2", output="covtype.libsvm.binary"),
+        Resource(
+            f"{LIBSVM_BINARY}/covtype.libsvm.binary.bz2",
+            "covtype.libsvm.binary.bz2",
+            None,
+            decompress="bz2",
+            output="covtype.libsvm.binary",
+        ),
     ),
     source=LIBSVM_PAGE,
     fixture=write_covtype_fixture,
@@ -73,7 +82,11 @@ def _options(test_fraction: float, hidden: int) -> dict[str, Option]:
     )
 
 
-@register_task("a9a", "LIBSVM a9a (UCI Adult: 32,561/16,281, 123 binary features) from --data-dir, MLP or logistic regression", options=_options(0.0, 64))
+@register_task(
+    "a9a",
+    "LIBSVM a9a (UCI Adult: 32,561/16,281, 123 binary features) from --data-dir, MLP or logistic regression",
+    options=_options(0.0, 64),
+)
 class A9ATask(TabularTask):
     num_features = 123
     num_classes = 2
@@ -92,7 +105,9 @@ class A9ATask(TabularTask):
         return TabularArrays(features, classes, test_features, test_classes)
 
 
-@register_task("covtype", "LIBSVM covtype.binary (581,012 x 54, fixed seeded split) from --data-dir, MLP", options=_options(0.2, 256))
+@register_task(
+    "covtype", "LIBSVM covtype.binary (581,012 x 54, fixed seeded split) from --data-dir, MLP", options=_options(0.2, 256)
+)
 class CovtypeTask(TabularTask):
     num_features = 54
     num_classes = 2

@@ -43,7 +43,10 @@ DATA = DatasetFiles(
     source="https://cvgl.stanford.edu/projects/lifted_struct/",
     fixture=write_sop,
 )
-BACKBONES = {"resnet50": ("torchvision:ResNet50_Weights.IMAGENET1K_V1", 2048), "resnet18": ("torchvision:ResNet18_Weights.IMAGENET1K_V1", 512)}
+BACKBONES = {
+    "resnet50": ("torchvision:ResNet50_Weights.IMAGENET1K_V1", 2048),
+    "resnet18": ("torchvision:ResNet18_Weights.IMAGENET1K_V1", 512),
+}
 
 
 @register_task(
@@ -55,7 +58,9 @@ BACKBONES = {"resnet50": ("torchvision:ResNet50_Weights.IMAGENET1K_V1", 2048), "
         "backbone": Option(str, "resnet50", "torchvision backbone", tuple(BACKBONES)),
         "embedding_dim": Option(int, 512, "embedding size (ours)"),
         "image_size": Option(int, 224, "crop side in pixels"),
-        "backbone_weights": weights_option("imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"),
+        "backbone_weights": weights_option(
+            "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
+        ),
         "weights": weights_option("recipe", "model start: 'recipe' (train on train from the backbone) or a checkpoint file"),
         "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
         "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),

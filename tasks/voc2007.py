@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 from metricbench.bench.budget import Budget
-from metricbench.bench.errors import UsageError
+from metricbench.bench.errors import DataError, UsageError
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks import weights as weight_sources
@@ -32,16 +32,30 @@ from metricbench.tasks.download import Resource
 from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, list_collate
 from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc_fixture
 from metricbench.tasks.weights import weights_option
-from metricbench.bench.errors import DataError
 
 ROOT = "VOCdevkit/VOC2007"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007"
 DATA = DatasetFiles(
     name="PASCAL VOC2007",
-    required=(f"{ROOT}/ImageSets/Main/trainval.txt", f"{ROOT}/ImageSets/Main/test.txt", f"{ROOT}/Annotations", f"{ROOT}/JPEGImages"),
+    required=(
+        f"{ROOT}/ImageSets/Main/trainval.txt",
+        f"{ROOT}/ImageSets/Main/test.txt",
+        f"{ROOT}/Annotations",
+        f"{ROOT}/JPEGImages",
+    ),
     resources=(
-        Resource(f"{VOC_URL}/VOCtrainval_06-Nov-2007.tar", "VOCtrainval_06-Nov-2007.tar", "md5:c52e279531787c972589f7e41ab4ae64", extract_to="."),
-        Resource(f"{VOC_URL}/VOCtest_06-Nov-2007.tar", "VOCtest_06-Nov-2007.tar", "md5:b6e924de25625d8de591ea690078ad9f", extract_to="."),
+        Resource(
+            f"{VOC_URL}/VOCtrainval_06-Nov-2007.tar",
+            "VOCtrainval_06-Nov-2007.tar",
+            "md5:c52e279531787c972589f7e41ab4ae64",
+            extract_to=".",
+        ),
+        Resource(
+            f"{VOC_URL}/VOCtest_06-Nov-2007.tar",
+            "VOCtest_06-Nov-2007.tar",
+            "md5:b6e924de25625d8de591ea690078ad9f",
+            extract_to=".",
+        ),
     ),
     source="http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
     fixture=write_voc_fixture,
@@ -78,8 +92,12 @@ def _workers(value: int) -> int:
         "model": Option(str, "fasterrcnn_resnet50_fpn", "detector", tuple(MODELS)),
         "min_size": Option(int, 600, "shorter image side the detector resizes to (py-faster-rcnn: 600)"),
         "max_size": Option(int, 1000, "longest image side after resizing (py-faster-rcnn: 1000)"),
-        "backbone_weights": weights_option("imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"),
-        "weights": weights_option("recipe", "detector start: 'recipe' (train on train from the backbone) or a VOC-trained checkpoint"),
+        "backbone_weights": weights_option(
+            "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
+        ),
+        "weights": weights_option(
+            "recipe", "detector start: 'recipe' (train on train from the backbone) or a VOC-trained checkpoint"
+        ),
         "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
         "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
     },
@@ -113,7 +131,10 @@ class VOC2007Task(DetectionTask):
             raise DataError(f"{error}; fix the file or {DATA.how_to_get(self.name, paths.data_dir)}") from None
         n_val = round(self.options["val_fraction"] * len(trainval))
         if not 0 < n_val < len(trainval):
-            raise UsageError(f"task 'voc2007': val_fraction {self.options['val_fraction']} of {len(trainval)} trainval images leaves no val or no train")
+            raise UsageError(
+                f"task 'voc2007': val_fraction {self.options['val_fraction']} of {len(trainval)} trainval images "
+                "leaves no val or no train"
+            )
         order = torch.randperm(len(trainval), generator=torch.Generator().manual_seed(self.options["split_seed"]))
         workers = _workers(self.options["workers"])
         full = StreamSplit(trainval, StreamConfig(num_workers=workers, collate=list_collate, transform=flip_left_right))
@@ -141,7 +162,9 @@ class VOC2007Task(DetectionTask):
             if pretrained:
                 weight_sources.load_into(backbone, start, "a torchvision ResNet-50")
             features = _resnet_fpn_extractor(backbone, trainable)
-            return detection.FasterRCNN(features, num_classes=self.num_classes + 1, min_size=o["min_size"], max_size=o["max_size"])
+            return detection.FasterRCNN(
+                features, num_classes=self.num_classes + 1, min_size=o["min_size"], max_size=o["max_size"]
+            )
         backbone = mobilenet_v3_large(norm_layer=norm)
         if pretrained:
             weight_sources.load_into(backbone, start, "a torchvision MobileNetV3-Large")

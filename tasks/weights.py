@@ -31,7 +31,7 @@ KEYWORDS = ("recipe", "none", "imagenet")
 
 
 def kind(value: str) -> str:
-    """"recipe", "none", "torchvision", "timm" or "file"."""
+    """ "recipe", "none", "torchvision", "timm" or "file"."""
     if value in KEYWORDS:
         return value
     for prefix in PUBLIC_PREFIXES:
@@ -47,7 +47,9 @@ def valid(value: str) -> bool:
 
 def weights_option(default: str, help: str) -> Option:
     """A task option naming weights (list it in the task's `weight_options`)."""
-    return Option(str, default, help, check=valid, requirement="'recipe', 'none', a checkpoint path, or torchvision:/timm: weights")
+    return Option(
+        str, default, help, check=valid, requirement="'recipe', 'none', a checkpoint path, or torchvision:/timm: weights"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -63,7 +65,9 @@ def check(option: str, value: str, task: str) -> None:
     a missing file, or public weights that are neither cached nor downloadable now (within a second)."""
     source = kind(value)
     if source == "file" and not Path(value).expanduser().is_file():
-        raise UsageError(f"task '{task}': {option} file '{value}' not found; give the path of a checkpoint file, or see the task's options")
+        raise UsageError(
+            f"task '{task}': {option} file '{value}' not found; give the path of a checkpoint file, or see the task's options"
+        )
     if source == "torchvision":
         _torchvision_weights(value, f"task '{task}': {option}")
     elif source == "timm":
@@ -99,7 +103,9 @@ def _unwrap(checkpoint, source: str) -> dict[str, torch.Tensor]:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UsageError(f"{source} holds no state dict of tensors (expected a dict of tensors, or one under 'state_dict' or 'model')")
+        raise UsageError(
+            f"{source} holds no state dict of tensors (expected a dict of tensors, or one under 'state_dict' or 'model')"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -112,7 +118,9 @@ def _torchvision_weights(value: str, who: str = ""):
     try:
         weights = get_weight(name)
     except (ValueError, KeyError, AttributeError):
-        raise UsageError(f"{prefix}unknown torchvision weights '{name}'; name them as Enum.NAME, e.g. ResNet50_Weights.IMAGENET1K_V1") from None
+        raise UsageError(
+            f"{prefix}unknown torchvision weights '{name}'; name them as Enum.NAME, e.g. ResNet50_Weights.IMAGENET1K_V1"
+        ) from None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
     if not cached.is_file():
         reason = _unreachable(weights.url)
@@ -188,7 +196,15 @@ def load_into(module: torch.nn.Module, value: str, what: str) -> None:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as error:  # tensors of other shapes: another width, class count or architecture
         detail = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "shapes differ")
-        raise UsageError(f"{value} does not fit {what}: {detail[:160]}; use weights saved from the same model and options") from None
-    problems = [f"{len(keys)} {label} keys (e.g. '{keys[0]}')" for label, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
+        raise UsageError(
+            f"{value} does not fit {what}: {detail[:160]}; use weights saved from the same model and options"
+        ) from None
+    problems = [
+        f"{len(keys)} {label} keys (e.g. '{keys[0]}')"
+        for label, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+        if keys
+    ]
     if problems:
-        raise UsageError(f"{value} does not fit {what}: {' and '.join(problems)}; use weights saved from the same model and options")
+        raise UsageError(
+            f"{value} does not fit {what}: {' and '.join(problems)}; use weights saved from the same model and options"
+        )

@@ -34,7 +34,11 @@ def fixtures(tmp_path_factory):
     return folders
 
 
-STREAMED = {"imagenet": {"workers": 0}, "sop": {"workers": 0, "backbone_weights": "none"}, "voc2007": {"workers": 0, "backbone_weights": "none"}}
+STREAMED = {
+    "imagenet": {"workers": 0},
+    "sop": {"workers": 0, "backbone_weights": "none"},
+    "voc2007": {"workers": 0, "backbone_weights": "none"},
+}
 
 
 def loaded(task_name, folder, **options):
@@ -175,14 +179,14 @@ def test_a_voc_folder_written_by_another_tool_loads(tmp_path):
     for image_id in ("000005", "000007", "000009"):
         Image.new("RGB", (50, 40), (90, 120, 200)).save(root / "JPEGImages" / f"{image_id}.jpg")
         (root / "Annotations" / f"{image_id}.xml").write_text(
-            "<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>%s.jpg</filename>\n"
+            f"<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>{image_id}.jpg</filename>\n"
             "\t<size><width>50</width><height>40</height><depth>3</depth></size>\n"
             "\t<object>\n\t\t<name>chair</name>\n\t\t<pose>Rear</pose>\n\t\t<truncated>0</truncated>\n"
             "\t\t<bndbox><xmin>3</xmin><ymin>4</ymin><xmax>30</xmax><ymax>33</ymax></bndbox>\n\t</object>\n"
             "\t<object><name>person</name><occluded>1</occluded><difficult>1</difficult>"
             "<bndbox><xmin>10</xmin><ymin>12</ymin><xmax>20</xmax><ymax>38</ymax></bndbox>"
             "<part><name>head</name><bndbox><xmin>11</xmin><ymin>12</ymin><xmax>14</xmax><ymax>15</ymax></bndbox></part></object>\n"
-            "</annotation>\n" % image_id
+            "</annotation>\n"
         )
     (root / "ImageSets/Main/trainval.txt").write_text("000005\n000007\n")
     (root / "ImageSets/Main/test.txt").write_text("000009\n")

@@ -48,7 +48,11 @@ def packed(task: str, fixture: Path) -> dict[str, bytes]:
     if task == "voc2007":
         root = fixture / "VOCdevkit" / "VOC2007"
         test_ids = (root / "ImageSets/Main/test.txt").read_text().split()
-        test_files = [f"VOCdevkit/VOC2007/{kind}/{i}.{ext}" for i in test_ids for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "xml"))]
+        test_files = [
+            f"VOCdevkit/VOC2007/{kind}/{i}.{ext}"
+            for i in test_ids
+            for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "xml"))
+        ]
         everything = [p.relative_to(fixture).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
         trainval = [p for p in everything if p not in test_files and not p.endswith("test.txt")]
         return {
