@@ -53,7 +53,9 @@ NO_WEIGHTS = ""
     "ImageNet-1k (ILSVRC2012, ImageFolder layout) from --data-dir, NASNet-A Mobile or Large; needs starting weights",
     options={
         "split_seed": Option(int, 0, "seed of the val images carved from train (not the run seed)"),
-        "val_per_class": Option(int, 10, "training images per class used as val (ours: 10,000 in all)"),
+        "val_per_class": Option(
+            int, 10, "training images per class used as val, at most a tenth of the class (ours: 10,000 in all)"
+        ),
         "model": Option(str, "nasnet-a-mobile", "NASNet-A variant", tuple(MODELS)),
         "image_size": Option(int, 0, "crop side in pixels (0: the model's own, 224 for Mobile, 331 for Large)"),
         "weights": weights_option(
@@ -94,11 +96,10 @@ class ImageNetTask(ClassificationTask):
         # fewer classes (a subset, or a fixture) are numbered by sorted folder name among themselves: the model
         # keeps its 1,000 outputs, so published 1,000-class weights only line up on the full set
         rng = np.random.default_rng(self.options["split_seed"])
+        per_class = [np.flatnonzero(train_index.labels == c) for c in range(len(train_index.classes))]
+        # val_per_class images of each class, at most a tenth of it (at least one), so train keeps most of every class
         val_rows = np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(train_index.labels == c))[: self.options["val_per_class"]]
-                for c in range(len(train_index.classes))
-            ]
+            [rng.permutation(rows)[: min(self.options["val_per_class"], max(1, len(rows) // 10))] for rows in per_class]
         )
         is_val = np.zeros(len(train_index.labels), dtype=bool)
         is_val[val_rows] = True
