@@ -38,6 +38,19 @@ voc-map (PASCAL VOC, as the VOC devkit's VOCevaldet and py-faster-rcnn's `voc_ev
   voc-map = mean AP over the classes that have at least one non-difficult GT box; `MetricError` when
   there is none. `voc_ap_per_class` returns the per-class APs as {label: AP} over the same classes.
 
+voc-map with protocol="py-faster-rcnn" reproduces py-faster-rcnn's `lib/datasets/voc_eval.py` bit for bit, as the
+published VOC2007 numbers were computed with it (the `voc2007` task uses it). Boxes are converted back to what
+voc_eval reads (VOC's 1-based pixel boxes: x1 + 1, y1 + 1, x2, y2) and, per class, it differs from the exact rule:
+- detections are ordered by `np.argsort(-scores)`, NumPy's unstable default sort, over the class's detections in
+  image order (as the result files list them): tied scores may come out in another order than the input's;
+- IoU uses +1 widths and heights and must be strictly greater than `iou` (an IoU of exactly 0.5 is a FP);
+- precision is TP / max(TP + FP, eps), with ignored (difficult) detections keeping their place in the ranking;
+- 11-point AP compares recall with the floats of `np.arange(0, 1.1, 0.1)` (recall 0.3 misses 0.30000000000000004),
+  summing p / 11 in order; all-point AP uses voc_eval's sentinels (0 and 1) around the recall curve.
+The one deliberate difference: a class without non-difficult GT is left out (voc_eval divides by zero there).
+The result files py-faster-rcnn writes round scores to 3 and boxes to 1 decimal; scores and boxes here are used
+as given. `pixel_plus_one` is implied and may not be set with this protocol.
+
 coco-map (COCO-style, computed by pycocotools' COCOeval, bbox, its default parameters):
 - The GT is built in memory: boxes converted to x, y, width, height, area = width * height, and
   `iscrowd` = difficult, so a difficult box is ignored the way COCO ignores a crowd region: a detection
@@ -63,6 +76,7 @@ from metricbench.bench.registry import Option
 from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 INTERPOLATIONS = ("11point", "all")
+PROTOCOLS = ("exact", "py-faster-rcnn")
 COCO_IOU_STATS = {"0.50:0.95": 0, "0.50": 1, "0.75": 2}  # option value -> index in COCOeval.stats
 
 # ----------------------------------------------------------------------------- input checks
@@ -279,9 +293,85 @@ def _voc_ap(metric: str, predictions, targets, iou: float, interpolation: str, p
     }
 
 
-def voc_ap_per_class(predictions, targets, iou=0.5, interpolation="11point", pixel_plus_one=False) -> dict[int, float]:
+def _voc_ap_py_faster_rcnn(metric: str, predictions, targets, iou: float, interpolation: str) -> dict[int, float]:
+    """AP per class exactly as py-faster-rcnn's `voc_eval` computes it (see the module doc), on boxes
+    converted back to VOC's 1-based pixel coordinates."""
+    detections, truth = _prepare(metric, predictions, targets)
+    to_pixels = np.array([1.0, 1.0, 0.0, 0.0])  # x1 + 1, y1 + 1, x2, y2: what the XML and the result files hold
+    det_boxes, gt_boxes = detections.boxes + to_pixels, truth.boxes + to_pixels
+    thresholds = np.arange(0.0, 1.1, 0.1)  # voc_eval's thresholds, float rounding included
+    result = {}
+    for label in np.unique(truth.labels):
+        of_class = truth.labels == label
+        n_positive = int((of_class & ~truth.difficult).sum())
+        if n_positive == 0:
+            continue  # voc_eval would divide by zero; no GT means no defined AP (as protocol "exact")
+        gt_image, boxes, difficult = truth.image[of_class], gt_boxes[of_class], truth.difficult[of_class]
+        by_image = {i: np.flatnonzero(gt_image == i) for i in np.unique(gt_image)}
+        mine = detections.labels == label
+        confidence, image, candidates = detections.scores[mine], detections.image[mine], det_boxes[mine]
+        order = np.argsort(-confidence)  # NumPy's default (unstable) sort, as voc_eval: ties come out as it orders them
+        matched = np.zeros(of_class.sum(), dtype=bool)
+        tp, fp = np.zeros(order.size), np.zeros(order.size)
+        for rank, d in enumerate(order):
+            rows = by_image.get(image[d], np.empty(0, dtype=np.int64))
+            best = -np.inf
+            if rows.size:
+                gt, bb = boxes[rows], candidates[d]
+                width = np.maximum(np.minimum(gt[:, 2], bb[2]) - np.maximum(gt[:, 0], bb[0]) + 1.0, 0.0)
+                height = np.maximum(np.minimum(gt[:, 3], bb[3]) - np.maximum(gt[:, 1], bb[1]) + 1.0, 0.0)
+                intersection = width * height
+                union = (
+                    (bb[2] - bb[0] + 1.0) * (bb[3] - bb[1] + 1.0)
+                    + (gt[:, 2] - gt[:, 0] + 1.0) * (gt[:, 3] - gt[:, 1] + 1.0)
+                    - intersection
+                )
+                overlaps = intersection / union
+                best, j = np.max(overlaps), rows[np.argmax(overlaps)]
+            if best > iou:  # strictly greater, as voc_eval
+                if not difficult[j]:
+                    if not matched[j]:
+                        tp[rank], matched[j] = 1.0, True
+                    else:
+                        fp[rank] = 1.0
+            else:
+                fp[rank] = 1.0
+        fp, tp = np.cumsum(fp), np.cumsum(tp)
+        recall = tp / float(n_positive)
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        if interpolation == "11point":
+            ap = 0.0
+            for t in thresholds:
+                p = 0 if np.sum(recall >= t) == 0 else np.max(precision[recall >= t])
+                ap = ap + p / 11.0
+        else:
+            points = np.concatenate(([0.0], recall, [1.0]))
+            envelope = np.maximum.accumulate(np.concatenate(([0.0], precision, [0.0]))[::-1])[::-1]
+            changes = np.where(points[1:] != points[:-1])[0]
+            ap = np.sum((points[changes + 1] - points[changes]) * envelope[changes + 1])
+        result[int(label)] = float(ap)
+    return result
+
+
+def _voc_dispatch(predictions, targets, iou: float, interpolation: str, pixel_plus_one: bool, protocol: str) -> dict[int, float]:
+    if protocol not in PROTOCOLS:
+        raise MetricError(f"voc-map: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "exact":
+        return _voc_ap("voc-map", predictions, targets, iou, interpolation, pixel_plus_one)
+    if pixel_plus_one:
+        raise MetricError("voc-map: protocol 'py-faster-rcnn' always uses VOC's +1 pixel boxes; leave pixel_plus_one unset")
+    if interpolation not in INTERPOLATIONS:
+        raise MetricError(f"voc-map: interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    if not 0.0 < iou < 1.0:
+        raise MetricError(f"voc-map: iou threshold must be in (0, 1) with protocol 'py-faster-rcnn', got {iou}")
+    return _voc_ap_py_faster_rcnn("voc-map", predictions, targets, iou, interpolation)
+
+
+def voc_ap_per_class(
+    predictions, targets, iou=0.5, interpolation="11point", pixel_plus_one=False, protocol="exact"
+) -> dict[int, float]:
     """PASCAL VOC AP of every class with at least one non-difficult GT box, as {label: AP} (see module doc)."""
-    return _voc_ap("voc-map", predictions, targets, iou, interpolation, pixel_plus_one)
+    return _voc_dispatch(predictions, targets, iou, interpolation, pixel_plus_one, protocol)
 
 
 @register_metric(
@@ -292,10 +382,18 @@ def voc_ap_per_class(predictions, targets, iou=0.5, interpolation="11point", pix
         "iou": Option(float, 0.5, "IoU a detection needs with a ground-truth box to count as a true positive"),
         "interpolation": Option(str, "11point", "11-point (VOC2007) or all-point (VOC2010+) average precision", INTERPOLATIONS),
         "pixel_plus_one": Option(bool, False, "VOC devkit IoU: +1 to widths and heights (default: continuous, as COCO)"),
+        "protocol": Option(
+            str,
+            "exact",
+            "exact rule, or py-faster-rcnn's voc_eval reproduced bit for bit (the published VOC07 numbers)",
+            PROTOCOLS,
+        ),
     },
 )
-def voc_map(predictions, targets, iou: float = 0.5, interpolation: str = "11point", pixel_plus_one: bool = False) -> float:
-    per_class = _voc_ap("voc-map", predictions, targets, iou, interpolation, pixel_plus_one)
+def voc_map(
+    predictions, targets, iou: float = 0.5, interpolation: str = "11point", pixel_plus_one: bool = False, protocol: str = "exact"
+) -> float:
+    per_class = _voc_dispatch(predictions, targets, iou, interpolation, pixel_plus_one, protocol)
     if not per_class:
         raise MetricError("voc-map: no class has a non-difficult ground-truth box, so mAP is undefined")
     return float(np.mean(list(per_class.values())))
