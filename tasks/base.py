@@ -162,12 +162,30 @@ class Task(abc.ABC):
         elif self.requires_data and paths.data_dir is None:
             raise UsageError(f"task '{self.name}' reads its dataset from disk: pass --data-dir DIR, the folder that holds it")
         for option in self.weight_options:
-            weights.check(option, self.options[option], self.name)
+            weights.check(option, self.weights_for(option), self.name)
 
     @property
     def starting_weights(self) -> str:
         """ "recipe" (pretrain with the task's recipe), or the weights the `weights` option names."""
         return self.options.get("weights", "recipe") if "weights" in self.weight_options else "recipe"
+
+    def imagenet_weights(self) -> str | None:
+        """The public weights a weights option's value "imagenet" stands for (e.g. the backbone's torchvision
+        ImageNet weights); None where the task has no such backbone."""
+        return None
+
+    def weights_for(self, option: str) -> str:
+        """What weights `option` names, resolved: "imagenet" becomes `imagenet_weights()`, and every option
+        but `weights` is "none" when given starting weights replace pretraining (they replace every tensor)."""
+        value = self.options[option]
+        if option != "weights" and self.starting_weights != "recipe":
+            return "none"
+        if value == "imagenet":
+            resolved = self.imagenet_weights()
+            if resolved is None:
+                raise UsageError(f"task '{self.name}': {option} = 'imagenet' names no weights here; give 'none' or a file")
+            return resolved
+        return value
 
     def weights_identity(self) -> dict[str, str]:
         """What each weights option names (a file by its sha256), for the checkpoint's identity."""

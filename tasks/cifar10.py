@@ -26,7 +26,7 @@ from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.download import Resource
 from metricbench.tasks.splits import Splits, TensorSplit
 from metricbench.tasks.transforms import compose, random_crop, random_flip_lr
-from metricbench.tasks.weights import weights_option
+from metricbench.tasks.weights import start_options
 
 DATA = DatasetFiles(
     name="CIFAR-10 (python version)",
@@ -50,8 +50,7 @@ DATA = DatasetFiles(
             check=lambda d: d >= 8 and (d - 2) % 6 == 0,
             requirement="6n+2 with n >= 1",
         ),
-        "weights": weights_option("recipe", "starting weights: 'recipe' (He et al.'s training, cached), or a checkpoint file"),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's 64,000)"),
+        **start_options("starting weights: 'recipe' (He et al.'s training, cached), or a checkpoint file"),
     },
 )
 class Cifar10Task(ClassificationTask):

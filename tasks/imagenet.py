@@ -32,9 +32,8 @@ from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.imagenet_data import FOLDER, MANUAL, list_image_folder, write_imagenet
 from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
 from metricbench.tasks.models import Normalized
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit
-from metricbench.tasks.voc2007 import _workers
-from metricbench.tasks.weights import weights_option
+from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.weights import start_options
 
 DATA = DatasetFiles(
     name="ImageNet-1k (ILSVRC2012)",
@@ -58,11 +57,9 @@ NO_WEIGHTS = ""
         ),
         "model": Option(str, "nasnet-a-mobile", "NASNet-A variant", tuple(MODELS)),
         "image_size": Option(int, 0, "crop side in pixels (0: the model's own, 224 for Mobile, 331 for Large)"),
-        "weights": weights_option(
-            NO_WEIGHTS, "starting weights (required): a checkpoint file, 'timm:nasnetalarge.tf_in1k', or 'recipe'"
+        **start_options(
+            "starting weights (required): a checkpoint file, 'timm:nasnetalarge.tf_in1k', or 'recipe'", NO_WEIGHTS, streamed=True
         ),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe, with weights = 'recipe' (0: the recipe's)"),
-        "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
     },
 )
 class ImageNetTask(ClassificationTask):
@@ -104,7 +101,7 @@ class ImageNetTask(ClassificationTask):
         is_val = np.zeros(len(train_index.labels), dtype=bool)
         is_val[val_rows] = True
         size = self.options["image_size"] or MODELS[self.options["model"]]
-        workers = _workers(self.options["workers"])
+        workers = worker_count(self.options["workers"])
 
         def split(index, rows, augment: bool):
             labels = index.labels[rows]

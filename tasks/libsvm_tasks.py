@@ -25,7 +25,7 @@ from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.download import Resource
 from metricbench.tasks.libsvm import binary_fixture, read_libsvm, write_libsvm
 from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
-from metricbench.tasks.weights import weights_option
+from metricbench.tasks.weights import start_options
 
 LIBSVM_BINARY = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary"
 LIBSVM_PAGE = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary.html"
@@ -77,8 +77,7 @@ def _options(test_fraction: float, hidden: int) -> dict[str, Option]:
         test_fraction=test_fraction,
         val_fraction=0.1,
         hidden=hidden,
-        weights=weights_option("recipe", "starting weights: 'recipe' (the task's pretraining, cached) or a checkpoint file"),
-        pretrain_steps=Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
+        **start_options("starting weights: 'recipe' (the task's pretraining, cached) or a checkpoint file"),
     )
 
 

@@ -31,9 +31,8 @@ from metricbench.tasks.images import ImageFiles, center_crop, random_resized_cro
 from metricbench.tasks.models import EmbeddingHead, Normalized
 from metricbench.tasks.retrieval import RetrievalTask
 from metricbench.tasks.sop_data import ARCHIVE_MD5, FOLDER, TEST_INDEX, TRAIN_INDEX, URL, read_index, write_sop
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit
-from metricbench.tasks.voc2007 import _workers
-from metricbench.tasks.weights import weights_option
+from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.weights import start_options
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATA = DatasetFiles(
@@ -58,12 +57,9 @@ BACKBONES = {
         "backbone": Option(str, "resnet50", "torchvision backbone", tuple(BACKBONES)),
         "embedding_dim": Option(int, 512, "embedding size (ours)"),
         "image_size": Option(int, 224, "crop side in pixels"),
-        "backbone_weights": weights_option(
-            "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
+        **start_options(
+            "model start: 'recipe' (train on train from the backbone) or a checkpoint file", backbone=True, streamed=True
         ),
-        "weights": weights_option("recipe", "model start: 'recipe' (train on train from the backbone) or a checkpoint file"),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
-        "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
     },
 )
 class SOPTask(RetrievalTask):
@@ -77,14 +73,8 @@ class SOPTask(RetrievalTask):
     weight_options = ("backbone_weights", "weights")
     eval_batch_size = 256
 
-    def backbone_weights(self) -> str:
-        value = self.options["backbone_weights"]
-        return BACKBONES[self.options["backbone"]][0] if value == "imagenet" else value
-
-    def check_data(self, paths):
-        super().check_data(paths)
-        if self.options["backbone_weights"] == "imagenet" and self.starting_weights == "recipe":
-            weight_sources.check("backbone_weights", self.backbone_weights(), self.name)
+    def imagenet_weights(self) -> str:
+        return BACKBONES[self.options["backbone"]][0]
 
     def load_splits(self, paths):
         hint = DATA.how_to_get(self.name, paths.data_dir)
@@ -92,7 +82,7 @@ class SOPTask(RetrievalTask):
         o = self.options
         # val: whole products out of train (class-disjoint, as test is); the split seed fixes which
         train, val, _ = class_disjoint_split(train_index.classes, o["val_fraction"], 0.0, o["split_seed"])
-        size, workers = o["image_size"], _workers(o["workers"])
+        size, workers = o["image_size"], worker_count(o["workers"])
 
         def split(index, rows, augment: bool):
             paths_, labels = [index.paths[i] for i in rows], index.classes[rows]
@@ -112,7 +102,7 @@ class SOPTask(RetrievalTask):
 
         name = self.options["backbone"]
         backbone = getattr(torchvision.models, name)()
-        start = self.backbone_weights()
+        start = self.weights_for("backbone_weights")
         if start != "none":
             weight_sources.load_into(backbone, start, f"a torchvision {name}")
         backbone.fc = torch.nn.Identity()

@@ -237,6 +237,14 @@ class _Loaders:
         self.eval_items = _EvalItems()
 
 
+def worker_count(option: int) -> int:
+    """A task's `workers` option as a DataLoader worker count: -1 means up to 4, one per core (the batches
+    never depend on it, only the speed does)."""
+    import os
+
+    return min(4, os.cpu_count() or 1) if option < 0 else option
+
+
 @dataclass
 class StreamConfig:
     """How a streamed split reads: workers, collate function, per-sample training augmentation."""

@@ -29,9 +29,9 @@ from metricbench.tasks import weights as weight_sources
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.detection import DetectionTask
 from metricbench.tasks.download import Resource
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, list_collate
+from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, list_collate, worker_count
 from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc_fixture
-from metricbench.tasks.weights import weights_option
+from metricbench.tasks.weights import start_options
 
 ROOT = "VOCdevkit/VOC2007"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007"
@@ -77,12 +77,6 @@ def flip_left_right(image: torch.Tensor, target: dict, generator: torch.Generato
     return image.flip(-1), {**target, "boxes": boxes}
 
 
-def _workers(value: int) -> int:
-    import os
-
-    return min(4, os.cpu_count() or 1) if value < 0 else value
-
-
 @register_task(
     "voc2007",
     "PASCAL VOC2007 detection (5,011 trainval / 4,952 test, 20 classes) from --data-dir, torchvision Faster R-CNN",
@@ -92,14 +86,11 @@ def _workers(value: int) -> int:
         "model": Option(str, "fasterrcnn_resnet50_fpn", "detector", tuple(MODELS)),
         "min_size": Option(int, 600, "shorter image side the detector resizes to (py-faster-rcnn: 600)"),
         "max_size": Option(int, 1000, "longest image side after resizing (py-faster-rcnn: 1000)"),
-        "backbone_weights": weights_option(
-            "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
+        **start_options(
+            "detector start: 'recipe' (train on train from the backbone) or a VOC-trained checkpoint",
+            backbone=True,
+            streamed=True,
         ),
-        "weights": weights_option(
-            "recipe", "detector start: 'recipe' (train on train from the backbone) or a VOC-trained checkpoint"
-        ),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's)"),
-        "workers": Option(int, -1, "DataLoader workers (-1: up to 4, one per core)"),
     },
 )
 class VOC2007Task(DetectionTask):
@@ -114,14 +105,8 @@ class VOC2007Task(DetectionTask):
     weight_options = ("backbone_weights", "weights")
     eval_batch_size = 8
 
-    def backbone_weights(self) -> str:
-        value = self.options["backbone_weights"]
-        return MODELS[self.options["model"]][1] if value == "imagenet" else value
-
-    def check_data(self, paths):
-        super().check_data(paths)
-        if self.options["backbone_weights"] == "imagenet" and self.starting_weights == "recipe":
-            weight_sources.check("backbone_weights", self.backbone_weights(), self.name)
+    def imagenet_weights(self) -> str:
+        return MODELS[self.options["model"]][1]
 
     def load_splits(self, paths):
         root = paths.data_dir / ROOT
@@ -136,7 +121,7 @@ class VOC2007Task(DetectionTask):
                 "leaves no val or no train"
             )
         order = torch.randperm(len(trainval), generator=torch.Generator().manual_seed(self.options["split_seed"]))
-        workers = _workers(self.options["workers"])
+        workers = worker_count(self.options["workers"])
         full = StreamSplit(trainval, StreamConfig(num_workers=workers, collate=list_collate, transform=flip_left_right))
         plain = StreamConfig(num_workers=workers, collate=list_collate)
         return Splits(
@@ -151,7 +136,7 @@ class VOC2007Task(DetectionTask):
         from torchvision.ops import FrozenBatchNorm2d
 
         o = self.options
-        start = self.backbone_weights()
+        start = self.weights_for("backbone_weights")
         pretrained = start != "none"
         # as torchvision's detection builders: a pretrained backbone keeps its BatchNorm statistics frozen
         # and its first layers untrained; a random one trains everything

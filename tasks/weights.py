@@ -52,6 +52,24 @@ def weights_option(default: str, help: str) -> Option:
     )
 
 
+def start_options(
+    weights_help: str, weights_default: str = "recipe", backbone: bool = False, streamed: bool = False
+) -> dict[str, Option]:
+    """The options that say where a paper task's model starts (list the weights ones in `weight_options`):
+    `weights`; with `backbone`, `backbone_weights` (default "imagenet"); `pretrain_steps`; with `streamed`,
+    the DataLoader `workers` (-1: up to 4, one per core; see `tasks.splits.worker_count`)."""
+    options = {}
+    if backbone:
+        options["backbone_weights"] = weights_option(
+            "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
+        )
+    options["weights"] = weights_option(weights_default, weights_help)
+    options["pretrain_steps"] = Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)")
+    if streamed:
+        options["workers"] = Option(int, -1, "DataLoader workers (-1: up to 4, one per core)")
+    return options
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
