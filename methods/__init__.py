@@ -7,7 +7,14 @@ group `metricbench.methods`.
 from metricbench.bench.registry import Option, Registry
 
 METHODS = Registry(
-    "method", builtin_modules=("metricbench.methods.surrogate", "metricbench.methods.es"), entry_point_group="metricbench.methods"
+    "method",
+    builtin_modules=(
+        "metricbench.methods.surrogate",
+        "metricbench.methods.es",
+        "metricbench.methods.ala",
+        "metricbench.methods.dab",
+    ),
+    entry_point_group="metricbench.methods",
 )
 
 register_method = METHODS.register

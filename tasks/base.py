@@ -90,7 +90,7 @@ class Task(abc.ABC):
     - `finetune`: the recipe a loss-based method starts from (its steps are the budget's); default:
       the pretraining recipe at a tenth of its learning rate.
     - `budget`: the default finetuning `Budget`.
-    - `requires_data`: whether `load_splits` needs the user's `--data-dir`.
+    - `requires_data`: whether `load_splits` needs the user's `--data-dir` (set for every task with `data`).
     - `data`: a `DatasetFiles` (required files, download resources) for tasks that read a real dataset.
     - `weight_options`: the options that name weights (`tasks.weights`): a file's sha256 is part of the
       checkpoint's identity; an option named `weights` other than "recipe" replaces pretraining.
@@ -109,6 +109,11 @@ class Task(abc.ABC):
     weight_options: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
     eval_batch_size: ClassVar[int] = 1024
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.data is not None:  # a task that reads a dataset reads it from the user's --data-dir
+            cls.requires_data = True
 
     def __init__(self, **options: Any):
         self.options = dict(options)

@@ -64,7 +64,9 @@ def method_violations(source: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             owner = node.value
-            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls") and not node.attr.startswith("__")):
+            own = isinstance(owner, ast.Name) and owner.id in ("self", "cls") and not node.attr.startswith("__")
+            module_init = node.attr == "__init__" and isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "super"
+            if not (own or module_init):  # super().__init__() is how a method's own nn.Module starts
                 problems.append(f"line {node.lineno}: reads private attribute .{node.attr}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
             problems.append(f"line {node.lineno}: calls {node.func.id}()")
@@ -89,11 +91,13 @@ def test_the_method_rules_catch_each_trick():
         "ctx.step.__func__.__globals__": "reads private attribute .__func__",
         "getattr(oracle, '_val')": "calls getattr()",
         "vars(ctx)": "calls vars()",
+        "super(type(oracle), oracle).__getattribute__('_val')": "reads private attribute .__getattribute__",
     }
     for code, problem in cheats.items():
         found = method_violations(code)
         assert any(problem in line for line in found), (code, found)
     assert method_violations("self._state = 1\nfrom metricbench.methods.adapters import attach_film_adapters") == []
+    assert method_violations("super().__init__()") == []  # a method's own nn.Module
 
 
 @pytest.mark.parametrize("package", PACKAGES)

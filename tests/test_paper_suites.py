@@ -11,22 +11,13 @@ import pytest
 import torch
 from metricbench.bench.cli import main
 from metricbench.tasks import create_task
+from paper_options import SMALL_OPTIONS
 
 SMALL = {
-    "cifar10": ["cifar10.pretrain_steps=2"],
-    "a9a": ["a9a.pretrain_steps=2"],
-    "covtype": ["covtype.pretrain_steps=2"],
-    "sop": ["sop.pretrain_steps=2", "sop.backbone=resnet18", 'sop.backbone_weights="none"', "sop.image_size=64", "sop.workers=0"],
-    "voc2007": [
-        "voc2007.pretrain_steps=2",
-        'voc2007.model="fasterrcnn_mobilenet_v3_large_fpn"',
-        'voc2007.backbone_weights="none"',
-        "voc2007.min_size=96",
-        "voc2007.max_size=96",
-        "voc2007.workers=0",
-    ],
-    "imagenet": ["imagenet.image_size=64", "imagenet.workers=0"],  # + weights: a checkpoint file (below)
-}
+    task: ([] if task == "imagenet" else [f"{task}.pretrain_steps=2"])
+    + [f"{task}.{name}={json.dumps(value)}" for name, value in options.items()]
+    for task, options in SMALL_OPTIONS.items()
+}  # imagenet starts from given weights: a checkpoint file (below)
 
 
 @pytest.mark.slow

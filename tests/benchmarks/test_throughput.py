@@ -26,7 +26,7 @@ from metricbench.bench.suite import load_suite
 from metricbench.bench.training import make_optimizer, make_scheduler
 from metricbench.methods import create_method
 from metricbench.methods.base import run_finetune
-from metricbench.methods.surrogate import finetune_recipe
+from metricbench.methods.loss_training import finetune_recipe
 from metricbench.tasks import TASKS
 from metricbench.tasks.sampling import ShuffledBatches
 from metricbench.tasks.splits import TensorSplit
