@@ -99,17 +99,23 @@ class Suite:
         seeds: int | None = None,
         steps: int | None = None,
         task_options: list[tuple[str, str, Any]] | None = None,
+        method_options: list[tuple[str, str, Any]] | None = None,
     ) -> Suite:
-        """This suite narrowed or changed by command-line overrides; `task_options` are (task, option, value)."""
+        """This suite narrowed or changed by command-line overrides; `task_options` and `method_options`
+        are (task or method, option, value)."""
         out = Suite(**asdict(self))
-        for task, key, value in task_options or ():
-            running = tasks or out.tasks
-            if running != ["all"] and task not in running:
-                raise UsageError(
-                    f"--task-option names task '{task}', which this run does not include{suggest(task, running)}; "
-                    f"its tasks: {', '.join(running)}"
-                )
-            out.task_options = {**out.task_options, task: {**out.task_options.get(task, {}), key: value}}
+        for kind, given, running, field_name in (
+            ("task", task_options, tasks or out.tasks, "task_options"),
+            ("method", method_options, methods or out.methods, "method_options"),
+        ):
+            for owner, key, value in given or ():
+                if running != "all" and running != ["all"] and owner not in running:
+                    raise UsageError(
+                        f"--{kind}-option names {kind} '{owner}', which this run does not include{suggest(owner, running)}; "
+                        f"its {kind}s: {', '.join(running)}"
+                    )
+                options = getattr(out, field_name)
+                setattr(out, field_name, {**options, owner: {**options.get(owner, {}), key: value}})
         if tasks:
             out.tasks = tasks
         if methods:

@@ -212,7 +212,7 @@ def _positive(value) -> bool:
         "beta": Option(
             float,
             0.1,
-            "size of one action on a loss parameter (times max(1, |initial|)); specification's default",
+            "size of one action on a loss parameter; specification's default (ours: times max(1, |initial value|))",
             check=_positive,
             requirement="positive",
         ),
@@ -249,7 +249,7 @@ def _positive(value) -> bool:
         "squash": Option(
             str,
             "sigmoid",
-            "classification: ALA's sigmoid around y^T Phi log p, or none (Phi = identity is then exactly cross-entropy)",
+            "classification: the paper's sigmoid around y^T Phi log p, or none (Phi = identity is then exactly cross-entropy)",
             ("sigmoid", "none"),
         ),
     },

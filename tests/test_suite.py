@@ -34,6 +34,16 @@ def test_overrides_narrow_the_grid_and_set_the_budget():
     ]
 
 
+def test_command_line_method_options_reach_the_cells_of_that_method_only():
+    cells = load_suite("quick").select(tasks=["digits"], seeds=1, method_options=[("ala", "beta", 0.02)]).cells()
+    assert {c.method_options["beta"] for c in cells if c.method == "ala"} == {0.02}
+    assert all("beta" not in c.method_options for c in cells if c.method == "surrogate")
+    with pytest.raises(UsageError, match="--method-option names method 'dab', which this run does not include"):
+        load_suite("quick").select(methods=["ala"], method_options=[("dab", "weight", 2.0)])
+    with pytest.raises(UsageError, match="bta"):
+        load_suite("quick").select(methods=["ala"], method_options=[("ala", "bta", 0.1)]).cells()
+
+
 def test_cells_are_picklable_and_their_id_follows_the_config():
     (a,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
     assert pickle.loads(pickle.dumps(a)) == a
