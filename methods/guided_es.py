@@ -51,13 +51,15 @@ def guided_es_gradient(
     sigma: float = 0.1,
     alpha: float = 0.5,
     beta: float = 2.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gradient estimate of f at `phi`, the 2 x pairs values). `evaluate` maps k x n candidates to k
-    values to be minimised, in one call (+eps_1..+eps_P, then -eps_1..-eps_P); `guides` is k x n."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gradient estimate of f at `phi`, the 2P candidates, their values). `evaluate` maps k x n
+    candidates to k values to be minimised, in one call (+eps_1..+eps_P, then -eps_1..-eps_P);
+    `guides` is k x n (or None: plain ES)."""
     basis = (
         orthonormal_basis(guides.detach().float().cpu()) if guides is not None and len(guides) else phi.new_zeros(phi.numel(), 0)
     )
     eps = guided_perturbations(phi.numel(), basis, pairs, sigma, alpha, generator).to(phi.device, phi.dtype)
-    values = evaluate(torch.cat([phi + eps, phi - eps])).to(phi.device, phi.dtype)
+    candidates = torch.cat([phi + eps, phi - eps])
+    values = evaluate(candidates).to(phi.device, phi.dtype)
     gradient = beta / (2 * sigma**2 * pairs) * ((values[:pairs] - values[pairs:]) @ eps)
-    return gradient, values
+    return gradient, candidates, values

@@ -131,7 +131,7 @@ def test_guided_es_with_a_correct_guide_beats_plain_es_at_equal_queries():
         generator = torch.Generator().manual_seed(4)
         for _ in range(steps):
             guide = (2 * (phi.detach() - target))[None] if guided else None
-            gradient, _ = guided_es_gradient(f, phi.detach(), guide, pairs, generator, sigma=0.1, alpha=0.5)
+            gradient, _, _ = guided_es_gradient(f, phi.detach(), guide, pairs, generator, sigma=0.1, alpha=0.5)
             phi.grad = gradient
             optimizer.step()
         return f(phi.detach()[None]).item()
@@ -146,3 +146,78 @@ def test_the_guiding_basis_is_orthonormal_and_drops_repeated_directions():
     basis = orthonormal_basis(torch.cat([g, 2 * g[:1], torch.zeros(1, 10)]))
     assert basis.shape == (10, 2)
     assert torch.allclose(basis.T @ basis, torch.eye(2), atol=1e-5)
+
+
+def test_a_trajectory_moves_phi_alone_on_a_copy_and_spends_one_batch_query_per_observation(cell_env):
+    from metricbench.bench.budget import Budget
+    from metricbench.bench.cell import prepare_finetune
+    from metricbench.bench.suite import load_suite
+    from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
+
+    (cell,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
+    cell = type(cell)(**{**cell.__dict__, "budget": Budget(steps=1, queries=0, batch_queries=100)})
+    p = prepare_finetune(cell, cell_env)
+    before = {k: v.clone() for k, v in p.model.state_dict().items()}
+    batch = p.oracle.batch(32)
+
+    def collect(seed):
+        (setting,) = trajectory_settings(1, 1e-2, torch.Generator().manual_seed(seed))
+        return collect_trajectory(p.model, p.view, p.oracle, setting, 12, 5, batch, 32, torch.Generator().manual_seed(seed))
+
+    trajectory = collect(0)
+    assert trajectory.observed_steps == [0, 5, 10, 12] and len(trajectory.phis) == 13
+    assert p.ledger.to_dict()["batch_queries"]["calls"] == 4
+    assert (trajectory.phis[-1] - trajectory.phis[0]).abs().max() > 0  # phi moved
+    assert all(torch.equal(v, before[k]) for k, v in p.model.state_dict().items())  # the model did not
+    again, other = collect(0), collect(1)
+    assert torch.equal(trajectory.phis, again.phis) and trajectory.observed_values == again.observed_values
+    assert not torch.equal(trajectory.phis, other.phis)
+    projection = PhiProjection(trajectory.phis[0], width=16)
+    data = trajectory.for_value_function(projection)
+    assert data.x.shape == (13, 16) and torch.equal(data.x[0], torch.zeros(16)) and data.values.shape == (13,)
+
+
+def test_a_metricopt_step_spends_two_batch_queries_per_pair_and_its_observations_refine_the_value_function(cell_env):
+    from metricbench.bench.budget import Budget
+    from metricbench.bench.cell import prepare_finetune
+    from metricbench.bench.suite import load_suite
+    from metricbench.methods.adapters import attach_film_adapters
+    from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
+    from metricbench.methods.value_function import regression_loss
+
+    (cell,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
+    cell = type(cell)(**{**cell.__dict__, "budget": Budget(steps=1, queries=0, batch_queries=100)})
+    p = prepare_finetune(cell, cell_env)
+    for parameter in p.model.parameters():
+        parameter.requires_grad_(False)
+    adapters = attach_film_adapters(p.model)
+    for parameter in adapters.parameters():
+        parameter.requires_grad_(True)
+    start = adapters.vector()
+    projection = PhiProjection(start, width=16, scale=0.1)
+    torch.manual_seed(0)
+    value_function = ValueFunction(16)
+    optimizer = torch.optim.Adam(adapters.parameters(), lr=0.01)
+    batches, val_batch, generator = p.view.train_batches(32), p.oracle.batch(32), torch.Generator().manual_seed(0)
+    buffer = ObservationBuffer()
+    for with_value_function in (False, True, True):
+        vf = value_function if with_value_function else None
+        report = metricopt_step(
+            p.model, adapters, p.view, p.oracle, next(batches), val_batch, optimizer, vf, projection, 3, generator
+        )
+        assert report.candidates.shape == (6, len(adapters)) and report.values.shape == (6,)
+        assert (report.guide_cosine != 0.0) == with_value_function
+        buffer.add(report.candidates, report.values)
+    assert p.ledger.to_dict()["batch_queries"]["calls"] == 3 * 6
+    assert not torch.equal(adapters.vector(), start)
+
+    sign = 1.0  # misclassification: lower is better, the buffer holds the metric itself
+    phis, values = torch.stack(buffer.phis), torch.tensor(buffer.values)
+    sigmas = torch.full_like(values, 0.01)
+    with torch.no_grad():
+        before = regression_loss(value_function(projection(phis)), values, sigmas).item()
+    vf_optimizer = torch.optim.Adam(value_function.parameters(), lr=3e-3)
+    refine(value_function, vf_optimizer, buffer, projection, 100, generator, sign)
+    with torch.no_grad():
+        after = regression_loss(value_function(projection(phis)), values, sigmas).item()
+    assert after < 0.5 * before, (before, after)
