@@ -26,6 +26,7 @@ from metricbench.bench.files import atomic_write_bytes
 from metricbench.bench.metering import StepMeter, metering
 from metricbench.bench.oracle import MetricOracle, TaskView
 from metricbench.bench.pretrain import pretrained_checkpoint, seeded_global_rng, seeded_model
+from metricbench.bench.stages import build_or_reuse
 from metricbench.bench.suite import Cell
 from metricbench.tasks.base import DataPaths
 from metricbench.tasks.sampling import mix_seed
@@ -215,6 +216,9 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
     try:
         method = create_method(cell.method, **cell.method_options)
         p = prepare_finetune(cell, env, splits_cache)
+        spec = method.stage()
+        if spec is not None:  # built by the harness, on the stage's own budget, once for all cells that share it
+            p.ctx.stage, record["stage"] = build_or_reuse(method, spec, cell, p, Path(env.cache_dir))
         # the starting point's metrics, computed now with the current metric code (never cached)
         record["pretrained"] = {
             **{k: v for k, v in p.pretrained.items() if k != "built"},

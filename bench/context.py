@@ -39,7 +39,8 @@ class FinetuneContext:
     """Handed to `Method.finetune`. Attributes: `budget` (the limits), `device`, `seed`, `generator`
     (CPU) and `device_generator` (on `device`), `precision` ("bf16" on CUDA, "fp32" on the CPU),
     `cell_dir` (files written there are logged with the cell), `artifacts` (an `ArtifactStore`
-    shared across cells and invocations: `get_or_build(kind, key, build)`)."""
+    shared across cells and invocations: `get_or_build(kind, key, build)`), `stage` (the folder of
+    the method's stage, built by the harness before the cell; None without one)."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class FinetuneContext:
         self.precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.cell_dir = cell_dir
         self.artifacts = artifacts
+        self.stage: Path | None = None  # the folder of the method's built stage, if it declares one
         self._history = History()
         self._pending_loss: list[torch.Tensor] = []
         self._pending_logs: list[tuple[str, int, torch.Tensor | float]] = []

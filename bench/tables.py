@@ -40,6 +40,8 @@ class CellResult:
     spent: dict[str, float] = field(default_factory=dict)  # account -> calls
     task_config: dict = field(default_factory=dict)  # the task's options and the cell's budget
     method_config: dict = field(default_factory=dict)  # the method's options
+    stage_id: str = ""  # the stage the cell's method built or reused (shared by cells), if any
+    stage_spent: dict[str, float] = field(default_factory=dict)  # account -> calls, of that stage
 
     @property
     def default_target(self) -> str:
@@ -137,6 +139,8 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     directions={m: directions[m] for m in order},
                     target=tags.get("target_metric", ""),
                     spent={a: metrics[f"spent/{a}_calls"] for a in ACCOUNTS if f"spent/{a}_calls" in metrics},
+                    stage_id=tags.get("stage_id", ""),
+                    stage_spent={a: metrics[f"stage/{a}_calls"] for a in ACCOUNTS if f"stage/{a}_calls" in metrics},
                     task_config=_params(run.data.params, ("task.", "budget.")),
                     method_config=_params(run.data.params, ("method.",)),
                 )
@@ -194,6 +198,8 @@ def from_record(record: dict) -> CellResult:
         directions={m: record["directions"][m] for m in order},
         target=record.get("target_metric", ""),
         spent={a: record["spent"][a]["calls"] for a in ACCOUNTS if a in (record.get("spent") or {})},
+        stage_id=(record.get("stage") or {}).get("id", ""),
+        stage_spent={a: v["calls"] for a, v in ((record.get("stage") or {}).get("spent") or {}).items() if a in ACCOUNTS},
         task_config={
             **{f"task.{k}": json.dumps(v) for k, v in sorted(record.get("task_options", {}).items())},
             **{f"budget.{k}": json.dumps(v) for k, v in sorted(record.get("budget", {}).items())},
@@ -243,6 +249,7 @@ def build(results: list[CellResult]) -> Table:
     rows: dict[str, dict[tuple[str, str], Stat]] = {PRETRAINED_ROW: {}}
     pretrained_seen: set[tuple[str, int]] = set()
     table_spending: dict[tuple[str, str], dict[str, Stat]] = {}
+    stages_seen: set[tuple[str, str]] = set()
     failures = []
     for r in results:
         cells = rows.setdefault(r.row, {})
@@ -259,6 +266,11 @@ def build(results: list[CellResult]) -> Table:
         if r.status == "ok" and r.spent:
             spending = table_spending.setdefault((r.row, r.task), {})
             for account, calls in r.spent.items():
+                spending.setdefault(account, Stat()).values.append(calls)
+        if r.stage_id and r.stage_spent and (r.stage_id, r.row) not in stages_seen:  # a shared stage counts once
+            stages_seen.add((r.stage_id, r.row))
+            spending = table_spending.setdefault((f"{r.row} (stage)", r.task), {})
+            for account, calls in r.stage_spent.items():
                 spending.setdefault(account, Stat()).values.append(calls)
         if r.status != "ok":
             failures.append(f"{r.task} / {r.row} / seed {r.seed}: {r.reason or 'failed'}")
@@ -381,7 +393,13 @@ def to_markdown(table: Table) -> str:
         "other rows each task's first metric.\n"
     )
     if table.spending:
-        text += "\nSpent per cell (calls of each budget account, mean over finished seeds):\n\n"
+        stages = any(row.endswith(" (stage)") for row, _ in table.spending)
+        text += "\nSpent per cell (calls of each budget account, mean over finished seeds" + (
+            "; a `(stage)` row is what a method built once before its cells and shared among them, mean over its "
+            "distinct stages):\n\n"
+            if stages
+            else "):\n\n"
+        )
         text += "| method | task | " + " | ".join(ACCOUNTS) + " |\n|" + "---|" * (len(ACCOUNTS) + 2) + "\n"
         for (row, task), accounts in table.spending.items():
             text += f"| {row} | {task} | " + " | ".join(_calls(accounts.get(a)) for a in ACCOUNTS) + " |\n"

@@ -319,6 +319,8 @@ class Tracker:
         }
         if record["reason"]:
             tags["failure_reason"] = record["reason"]
+        if record.get("stage"):
+            tags["stage_id"] = record["stage"]["id"]
         if self.parent_id:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(
@@ -365,13 +367,20 @@ class Tracker:
 
 
 def _spending(record: dict) -> dict[str, float]:
-    """`spent/<account>_calls` and `_examples` for every budget account, and the step counts."""
+    """`spent/<account>_calls` and `_examples` for every budget account, the step counts, and the same
+    for the method's stage (`stage/...`) when it has one."""
     out = {}
     for account, spent in (record.get("spent") or {}).items():
         out[f"spent/{account}_calls"] = spent["calls"]
         out[f"spent/{account}_examples"] = spent["examples"]
     for key, value in (record.get("steps") or {}).items():
         out[f"spent/{key}"] = value
+    stage = record.get("stage") or {}
+    for account, spent in (stage.get("spent") or {}).items():  # the shared stage's costs, apart from the cell's
+        out[f"stage/{account}_calls"] = spent["calls"]
+        out[f"stage/{account}_examples"] = spent["examples"]
+    if stage:
+        out["stage/seconds"] = stage["seconds"]
     return out
 
 

@@ -8,7 +8,10 @@ from typing import Any
 from metricbench.bench.context import FinetuneContext, History
 from metricbench.bench.errors import HookContractError
 from metricbench.bench.oracle import MetricOracle, TaskView
+from metricbench.bench.stages import StageContext, StageSpec
 from torch import nn
+
+__all__ = ["Method", "StageContext", "StageSpec", "run_finetune"]
 
 
 class Method(abc.ABC):
@@ -37,6 +40,13 @@ class Method(abc.ABC):
     Every account of `ctx.budget` (steps, queries, batch_queries, batch_scores, stats) is authorised
     before it is spent: going over raises `BudgetExhausted` and fails the cell. While `finetune` runs,
     metrics can only be computed through the oracle.
+
+    Optional hooks, for what a method builds once and shares among its cells (`bench.stages`):
+    - `stage() -> StageSpec | None`: the stage's key and budget (default None: no stage);
+    - `build_stage(model, task, oracle, ctx)`: build it into `ctx.folder` (a `StageContext`), with a
+      copy of the pretrained model, the train view and an oracle over val on the stage's own ledger.
+    The harness builds each stage once (locked, reused across cells and invocations), records its costs
+    apart from the cells', and hands its folder to `finetune` as `ctx.stage`.
     """
 
     def __init__(self, **options: Any):
@@ -45,6 +55,12 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def finetune(self, model: nn.Module, task: TaskView, oracle: MetricOracle, ctx: FinetuneContext) -> History: ...
+
+    def stage(self) -> StageSpec | None:
+        return None
+
+    def build_stage(self, model: nn.Module, task: TaskView, oracle: MetricOracle, ctx: StageContext) -> None:
+        raise HookContractError(f"method '{self.name}' declares a stage but does not implement build_stage()")
 
 
 def run_finetune(method: Method, model: nn.Module, task: TaskView, oracle: MetricOracle, ctx: FinetuneContext) -> History:

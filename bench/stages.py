@@ -1,0 +1,109 @@
+"""Stages: what a method builds once, before its cells, and shares among them (MetricOpt's meta-trained
+value function). The harness builds a stage, never the cell: a stage has its own budget and ledger,
+its costs are recorded apart from every cell's (so no cell pays for it and none hides it), and it is
+built once per key through the artifact store (locked: two processes asking at once build it once;
+reused by later cells and invocations).
+
+A method declares a stage with `Method.stage() -> StageSpec` (its key: the method options that shape
+the stage; its budget) and builds it in `Method.build_stage(model, task, oracle, ctx)`, writing files
+into `ctx.folder`. It is handed a copy of the cell's pretrained model, the task view of the train
+split and an oracle over val with the stage's own ledger: the splits a cell's method may see, never
+the test split. The stage's identity adds the task, its options, the target metric, the seed and the
+starting checkpoint to the method's key. In its cells, `ctx.stage` is the built stage's folder
+(read it, never write it).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from metricbench.bench.artifacts import ArtifactStore, key_digest
+from metricbench.bench.budget import Budget, Ledger
+from metricbench.bench.errors import HookContractError
+from metricbench.bench.oracle import MetricOracle, TaskView
+from metricbench.bench.pretrain import seeded_global_rng
+from metricbench.tasks.sampling import mix_seed
+
+STAGE_RECORD = "stage.json"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A method's stage: `key` (JSON-able: what, besides the cell's task, target, seed and checkpoint,
+    makes two stages different) and `budget` (what building it may spend)."""
+
+    key: dict
+    budget: Budget
+    label: str = "stage"
+
+
+@dataclass
+class StageContext:
+    """Handed to `Method.build_stage`: `folder` (write the stage's files here), `budget`,
+    `remaining(account)`, `step()` (after every optimizer step the stage takes, e.g. on a trajectory:
+    counted on its `steps` account), `device`, `seed`, `generator` (CPU, seeded), `log(name, value)`
+    (kept in the stage's record)."""
+
+    folder: Path
+    budget: Budget
+    device: torch.device
+    seed: int
+    _ledger: Ledger
+    generator: torch.Generator = field(init=False)
+    logs: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.generator = torch.Generator().manual_seed(mix_seed("stage generator", self.seed))
+
+    def remaining(self, account: str) -> int:
+        return self._ledger.remaining(account)
+
+    def step(self) -> None:
+        self._ledger.authorise("steps")
+        self._ledger.charge("steps")
+
+    def log(self, name: str, value) -> None:
+        self.logs[name] = float(value)
+
+
+def stage_identity(cell, spec: StageSpec, checkpoint: str) -> dict:
+    return {
+        "method": cell.method,
+        "stage": spec.key,
+        "task": cell.task,
+        "task_options": cell.task_options,
+        "target": cell.target,
+        "seed": cell.seed,
+        "checkpoint": checkpoint,
+    }
+
+
+def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path) -> tuple[Path, dict]:
+    """The stage's folder (built now if no one has) and its record: its id, whether this call built it,
+    and what building it spent (ledger and seconds)."""
+    if not isinstance(spec, StageSpec):
+        raise HookContractError(f"method '{method.name}': stage() returned {type(spec).__name__}, expected a StageSpec or None")
+    identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""))
+
+    def build(folder: Path) -> dict:
+        ledger = Ledger(spec.budget)
+        ctx = StageContext(folder, spec.budget, prepared.ctx.device, cell.seed, ledger)
+        model = copy.deepcopy(prepared.model)  # the cell's model is the cell's: the stage works on its own
+        view = TaskView(prepared.task, prepared.splits.train, cell.target, mix_seed("stage", cell.seed))
+        oracle = MetricOracle(prepared.task, prepared.splits.val, cell.target, ledger, seed=mix_seed("stage", cell.seed))
+        started = time.perf_counter()
+        with seeded_global_rng(mix_seed("stage", cell.seed), prepared.ctx.device):
+            method.build_stage(model, view, oracle, ctx)
+        if prepared.ctx.device.type == "cuda":
+            torch.cuda.synchronize(prepared.ctx.device)
+        record = {"identity": identity, "spent": ledger.to_dict(), "seconds": time.perf_counter() - started, "logs": ctx.logs}
+        (folder / STAGE_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
+        return {"spent": record["spent"], "seconds": record["seconds"], "logs": ctx.logs}
+
+    artifact = ArtifactStore(cache_dir).get_or_build("stages", identity, build, label=f"{cell.method}-{cell.task}-{spec.label}")
+    return artifact.path, {"id": key_digest(identity), "built_here": artifact.built, **artifact.info}
