@@ -21,6 +21,16 @@ from metricbench.bench.errors import UsageError
 _MISSING = object()
 
 
+def positive(value) -> bool:
+    """An `Option.check`: the value is greater than 0 (requirement "positive" or "at least 1")."""
+    return value > 0
+
+
+def non_negative(value) -> bool:
+    """An `Option.check`: the value is 0 or more."""
+    return value >= 0
+
+
 @dataclass(frozen=True)
 class Option:
     """One typed option of a task or method: its type, its default and what it means."""

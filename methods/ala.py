@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import torch
-from metricbench.methods import Option, register_method
+from metricbench.methods import Option, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
 from torch import nn
@@ -191,10 +191,6 @@ def parameter_drift(params, initial) -> float:
     return math.sqrt(num / max(den, 1e-12))
 
 
-def _positive(value) -> bool:
-    return value > 0
-
-
 @register_method(
     "ala",
     "Adaptive Loss Alignment: an RL controller (REINFORCE) adapts the loss family's parameters from val statistics and "
@@ -213,7 +209,7 @@ def _positive(value) -> bool:
             float,
             0.1,
             "size of one action on a loss parameter; specification's default (ours: times max(1, |initial value|))",
-            check=_positive,
+            check=positive,
             requirement="positive",
         ),
         "discount": Option(
@@ -227,11 +223,11 @@ def _positive(value) -> bool:
             int,
             3,
             "rewards that make up an action's return (truncated online returns); ours",
-            check=_positive,
+            check=positive,
             requirement="at least 1",
         ),
-        "policy_hidden": Option(int, 32, "hidden units of the policy MLP; ours", check=_positive, requirement="at least 1"),
-        "policy_lr": Option(float, 0.01, "Adam learning rate of the policy; ours", check=_positive, requirement="positive"),
+        "policy_hidden": Option(int, 32, "hidden units of the policy MLP; ours", check=positive, requirement="at least 1"),
+        "policy_lr": Option(float, 0.01, "Adam learning rate of the policy; ours", check=positive, requirement="positive"),
         "baseline_momentum": Option(
             float,
             0.9,

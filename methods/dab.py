@@ -35,7 +35,7 @@ import math
 
 import torch
 from metricbench.bench.errors import HookContractError
-from metricbench.methods import Option, register_method
+from metricbench.methods import Option, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
 from torch import nn
@@ -128,10 +128,6 @@ def pearson(a: list[float], b: list[float]) -> float:
     return float((x * y).sum()) / den if den > 0 else 0.0
 
 
-def _positive(value) -> bool:
-    return value > 0
-
-
 @register_method(
     "dab",
     "Differentiable Approximation Bridge: a network learns the batch metric from the batch's predictions and carries "
@@ -145,16 +141,16 @@ def _positive(value) -> bool:
             check=lambda w: w >= 0,
             requirement="0 or more",
         ),
-        "bridge_hidden": Option(int, 64, "hidden units of the bridge; ours", check=_positive, requirement="at least 1"),
+        "bridge_hidden": Option(int, 64, "hidden units of the bridge; ours", check=positive, requirement="at least 1"),
         "bridge_lr": Option(
             float,
             1e-3,
             "Adam learning rate of the bridge; ours (the authors' demo: 1e-4 over far longer runs)",
-            check=_positive,
+            check=positive,
             requirement="positive",
         ),
         "fit_weight": Option(
-            float, 10.0, "weight of the bridge's squared error (as in the authors' demo)", check=_positive, requirement="positive"
+            float, 10.0, "weight of the bridge's squared error (as in the authors' demo)", check=positive, requirement="positive"
         ),
         "warmup": Option(
             int,
@@ -164,7 +160,7 @@ def _positive(value) -> bool:
             requirement="-1 or more",
         ),
         "items": Option(
-            int, 16, "detection: detections per image in the bridge's input; ours", check=_positive, requirement="at least 1"
+            int, 16, "detection: detections per image in the bridge's input; ours", check=positive, requirement="at least 1"
         ),
     },
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from metricbench.methods import Option, register_method
+from metricbench.methods import Option, non_negative, positive, register_method
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.base import Method
 
@@ -35,14 +35,6 @@ def antithetic_gradient(
     return differences @ directions / (pairs * sigma), values
 
 
-def _positive(value) -> bool:
-    return value > 0
-
-
-def _not_negative(value) -> bool:
-    return value >= 0
-
-
 @register_method(
     "es",
     "antithetic evolution strategies on the FiLM adapters from metric queries on fixed val mini-batches (no loss gradient)",
@@ -58,14 +50,14 @@ def _not_negative(value) -> bool:
             float,
             0.05,
             "standard deviation of the perturbations of the adapter values; our default",
-            check=_positive,
+            check=positive,
             requirement="positive",
         ),
         "lr": Option(
             float,
             0.01,
             "learning rate of the optimizer step on the adapters; our default",
-            check=_positive,
+            check=positive,
             requirement="positive",
         ),
         "optimizer": Option(str, "adam", "optimizer the gradient estimate is handed to", ("adam", "sgd")),
@@ -73,11 +65,11 @@ def _not_negative(value) -> bool:
             int,
             0,
             "val examples per mini-batch (0: 256, or half of val if smaller); our default",
-            check=_not_negative,
+            check=non_negative,
             requirement="0 or more",
         ),
         "refresh_every": Option(
-            int, 1, "draw a fresh val mini-batch every this many steps; our default", check=_positive, requirement="at least 1"
+            int, 1, "draw a fresh val mini-batch every this many steps; our default", check=positive, requirement="at least 1"
         ),
     },
 )
