@@ -4,13 +4,13 @@ its costs are recorded apart from every cell's (so no cell pays for it and none 
 built once per key through the artifact store (locked: two processes asking at once build it once;
 reused by later cells and invocations).
 
-A method declares a stage with `Method.stage() -> StageSpec` (its key: the method options that shape
-the stage; its budget) and builds it in `Method.build_stage(model, task, oracle, ctx)`, writing files
-into `ctx.folder`. It is handed a copy of the cell's pretrained model, the task view of the train
-split and an oracle over val with the stage's own ledger: the splits a cell's method may see, never
-the test split. The stage's identity adds the task, its options, the target metric, the seed and the
-starting checkpoint to the method's key. In its cells, `ctx.stage` is the built stage's folder
-(read it, never write it).
+A method declares a stage with `Method.stage(budget) -> StageSpec` (given the cell's budget: its key,
+the method options that shape the stage; what building it may spend) and builds it in
+`Method.build_stage(model, task, oracle, ctx)`, writing files into `ctx.folder`. It is handed a copy
+of the cell's pretrained model, the task view of the train split and an oracle over val with the
+stage's own ledger: the splits a cell's method may see, never the test split. The stage's identity
+adds the task, its options, the target metric, the seed and the starting checkpoint to the method's
+key. In its cells, `ctx.stage` is the built stage's folder (read it, never write it).
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path) -> 
     """The stage's folder (built now if no one has) and its record: its id, whether this call built it,
     and what building it spent (ledger and seconds)."""
     if not isinstance(spec, StageSpec):
-        raise HookContractError(f"method '{method.name}': stage() returned {type(spec).__name__}, expected a StageSpec or None")
+        raise HookContractError(
+            f"method '{method.name}': stage(budget) returned {type(spec).__name__}, expected a StageSpec or None"
+        )
     identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""))
 
     def build(folder: Path) -> dict:

@@ -4,6 +4,7 @@ Built-in methods live in the modules below; a package registers more through the
 group `metricbench.methods`.
 """
 
+from metricbench.bench.budget import Budget
 from metricbench.bench.registry import Option, Registry, non_negative, positive
 
 METHODS = Registry(
@@ -21,4 +22,4 @@ register_method = METHODS.register
 create_method = METHODS.create
 list_methods = METHODS.names
 
-__all__ = ["METHODS", "Option", "create_method", "list_methods", "non_negative", "positive", "register_method"]
+__all__ = ["METHODS", "Budget", "Option", "create_method", "list_methods", "non_negative", "positive", "register_method"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from metricbench.bench.budget import Budget
 from metricbench.bench.context import FinetuneContext, History
 from metricbench.bench.errors import HookContractError
 from metricbench.bench.oracle import MetricOracle, TaskView
@@ -42,7 +43,8 @@ class Method(abc.ABC):
     metrics can only be computed through the oracle.
 
     Optional hooks, for what a method builds once and shares among its cells (`bench.stages`):
-    - `stage() -> StageSpec | None`: the stage's key and budget (default None: no stage);
+    - `stage(budget) -> StageSpec | None`: the stage's key and budget, given the cell's budget (default
+      None: no stage);
     - `build_stage(model, task, oracle, ctx)`: build it into `ctx.folder` (a `StageContext`), with a
       copy of the pretrained model, the train view and an oracle over val on the stage's own ledger.
     The harness builds each stage once (locked, reused across cells and invocations), records its costs
@@ -56,7 +58,7 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def finetune(self, model: nn.Module, task: TaskView, oracle: MetricOracle, ctx: FinetuneContext) -> History: ...
 
-    def stage(self) -> StageSpec | None:
+    def stage(self, budget: Budget) -> StageSpec | None:
         return None
 
     def build_stage(self, model: nn.Module, task: TaskView, oracle: MetricOracle, ctx: StageContext) -> None:

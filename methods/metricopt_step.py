@@ -8,7 +8,7 @@ At a step, with theta frozen and phi the FiLM adapters:
    fixed val mini-batch (`oracle.query_candidates`, 2P batch queries);
 3. the estimate is handed to the optimizer as phi's gradient.
 The 2P candidates and their measured values are new observations of the metric around phi: the
-caller keeps them (`ObservationBuffer`) and refines the value function on them (`refine`).
+caller keeps them, projected (`ObservationBuffer`), and refines the value function on them (`refine`).
 """
 
 from __future__ import annotations
@@ -85,17 +85,18 @@ def metricopt_step(
 
 @dataclass
 class ObservationBuffer:
-    """Metric observations (phi, signed value) kept for the value function's online refinement; the
-    oldest are dropped beyond `capacity`."""
+    """Metric observations (the value function's input x = projection(phi), signed value) kept for its
+    online refinement; the oldest are dropped beyond `capacity`. Projected on arrival: a raw phi can
+    hold tens of thousands of values, x holds the projection's width."""
 
     capacity: int = 2048
-    phis: list[torch.Tensor] = field(default_factory=list)
+    xs: list[torch.Tensor] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
 
-    def add(self, phis: torch.Tensor, values: torch.Tensor) -> None:
-        self.phis.extend(phis.detach().cpu())
+    def add(self, x: torch.Tensor, values: torch.Tensor) -> None:
+        self.xs.extend(x.detach().cpu())
         self.values.extend(values.detach().cpu().tolist())
-        del self.phis[: -self.capacity], self.values[: -self.capacity]
+        del self.xs[: -self.capacity], self.values[: -self.capacity]
 
     def __len__(self) -> int:
         return len(self.values)
@@ -105,7 +106,6 @@ def refine(
     value_function: ValueFunction,
     optimizer: torch.optim.Optimizer,
     buffer: ObservationBuffer,
-    projection: PhiProjection,
     steps: int,
     generator: torch.Generator,
     sign: float,
@@ -117,11 +117,14 @@ def refine(
     uncertainty `sigma` each). The buffer holds signed values; the value function predicts the metric."""
     if len(buffer) < 2:
         return
-    phis, values = torch.stack(buffer.phis), sign * torch.tensor(buffer.values, dtype=torch.float32)
+    device = next(value_function.parameters()).device
+    xs = torch.stack(buffer.xs).to(device)
+    values = sign * torch.tensor(buffer.values, dtype=torch.float32, device=device)
     for _ in range(steps):
-        pick = torch.randperm(len(values), generator=generator)[:points]
-        x = projection(phis[pick])
-        loss = value_loss(value_function, x, values[pick], torch.full((len(pick),), sigma), generator, **loss_options)
+        pick = torch.randperm(len(values), generator=generator)[:points].to(device)
+        loss = value_loss(
+            value_function, xs[pick], values[pick], torch.full((len(pick),), sigma, device=device), generator, **loss_options
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

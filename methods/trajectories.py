@@ -67,9 +67,11 @@ def collect_trajectory(
     val_batch,
     batch_size: int,
     generator: torch.Generator,
+    on_step=None,
 ) -> ObservedTrajectory:
     """One trajectory of phi from `model`'s current point (see the module docstring). Spends
-    ceil(steps / observe_every) + 1 batch queries (at most; never twice at the last step)."""
+    ceil(steps / observe_every) + 1 batch queries (at most; never twice at the last step);
+    `on_step()` is called after each optimizer step (a stage counts its steps with it)."""
     work = copy.deepcopy(model)
     for p in work.parameters():
         p.requires_grad_(False)
@@ -94,5 +96,7 @@ def collect_trajectory(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if on_step is not None:
+            on_step()
         phis.append(adapters.vector().cpu())
     return ObservedTrajectory(torch.stack(phis), observed_steps, observed_values)

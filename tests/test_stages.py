@@ -24,7 +24,7 @@ STAGE_BUDGET = Budget(steps=3, queries=2, batch_queries=0, batch_scores=0, stats
 class BuildsAStage(Method):
     """Queries val twice while building its stage (a file with the values), reads it back in finetune."""
 
-    def stage(self):
+    def stage(self, budget):
         return StageSpec({"size": self.options["size"]}, STAGE_BUDGET)
 
     def build_stage(self, model, task, oracle, ctx):
@@ -155,7 +155,7 @@ def test_a_suite_run_logs_the_stage_and_the_table_from_the_store_shows_it(
 
 
 class OverspendsItsStage(BuildsAStage):
-    def stage(self):
+    def stage(self, budget):
         return StageSpec({"size": 1}, Budget(steps=3, queries=1))
 
 

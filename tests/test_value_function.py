@@ -207,17 +207,17 @@ def test_a_metricopt_step_spends_two_batch_queries_per_pair_and_its_observations
         )
         assert report.candidates.shape == (6, len(adapters)) and report.values.shape == (6,)
         assert (report.guide_cosine != 0.0) == with_value_function
-        buffer.add(report.candidates, report.values)
+        buffer.add(projection(report.candidates).detach(), report.values)
     assert p.ledger.to_dict()["batch_queries"]["calls"] == 3 * 6
     assert not torch.equal(adapters.vector(), start)
 
     sign = 1.0  # misclassification: lower is better, the buffer holds the metric itself
-    phis, values = torch.stack(buffer.phis), torch.tensor(buffer.values)
+    xs, values = torch.stack(buffer.xs), torch.tensor(buffer.values)
     sigmas = torch.full_like(values, 0.01)
     with torch.no_grad():
-        before = regression_loss(value_function(projection(phis)), values, sigmas).item()
+        before = regression_loss(value_function(xs), values, sigmas).item()
     vf_optimizer = torch.optim.Adam(value_function.parameters(), lr=3e-3)
-    refine(value_function, vf_optimizer, buffer, projection, 100, generator, sign)
+    refine(value_function, vf_optimizer, buffer, 100, generator, sign)
     with torch.no_grad():
-        after = regression_loss(value_function(projection(phis)), values, sigmas).item()
+        after = regression_loss(value_function(xs), values, sigmas).item()
     assert after < 0.5 * before, (before, after)

@@ -1,0 +1,274 @@
+"""MetricOpt (Huang, Zhai, Guo, Susskind, CVPR 2021): a value function over the FiLM adapters phi,
+meta-trained on trajectories before the cells (a harness stage), guides evolution strategies that
+finetune phi with the backbone theta frozen.
+
+Stage (`build_stage`, once per task, seed, checkpoint and the options in `STAGE_OPTIONS`):
+`trajectories` runs of the surrogate loss on phi alone under varied settings, each observed on one
+fixed val mini-batch every `observe_every` steps (`methods.trajectories`); the last is held out, the
+value function is meta-trained with Reptile on the others (`methods.value_function`), and its Spearman
+correlation with the held-out trajectory's observations is logged with the stage.
+
+Finetuning (`finetune`): at each step one Guided-ES step (`methods.metricopt_step`) with the loss
+gradient and the value function's gradient as guides, 2 x `pairs` candidates on a fixed val
+mini-batch; the candidates' measured values refine the value function online. Before refining, the
+value function predicts each step's candidates, which it has never seen: the rank correlation of those
+predictions with the measured values over the run (`metricopt_value_spearman`) says whether it was
+informative (below 0.2: not).
+
+Options select the paper's variants and our ablations: `optimizer` (sgd / adam), `meta` (false: no
+meta-training, the value function is learned online only), `ordinal` (false: no ordinal-embedding
+term), `use_value` (false: Guided ES with the loss gradient alone). Defaults marked "reference" come
+from the Guided ES and Reptile reference code, "specification" from our specification; the rest are ours.
+
+Not registered yet: the registered variants (`metricopt-sgd`, `metricopt-adam`, ...) and their suite
+come with the rest of MetricOpt's issue; the tests register it for themselves.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from metricbench.methods import Budget, Option, positive
+from metricbench.methods.adapters import attach_film_adapters
+from metricbench.methods.base import Method, StageSpec
+from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
+from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
+from metricbench.methods.value_function import PhiProjection, ValueFunction, meta_train, spearman
+
+VALUE_FILE = "value_function.pt"
+
+
+def _probability(value) -> bool:
+    return 0 <= value <= 1
+
+
+METRICOPT_OPTIONS = {
+    "optimizer": Option(
+        str, "adam", "optimizer the Guided-ES estimate is handed to (the paper's SGD and Adam variants)", ("sgd", "adam")
+    ),
+    "lr": Option(float, 0.01, "learning rate of the adapters' optimizer; ours", check=positive, requirement="positive"),
+    "pairs": Option(
+        int,
+        2,
+        "antithetic pairs per step (2 x pairs batch queries); reference: one or a few",
+        check=positive,
+        requirement="at least 1",
+    ),
+    "sigma": Option(float, 0.1, "Guided ES perturbation scale; reference", check=positive, requirement="positive"),
+    "alpha": Option(
+        float,
+        0.5,
+        "weight of the full space against the guiding subspace; reference",
+        check=_probability,
+        requirement="between 0 and 1",
+    ),
+    "beta": Option(float, 2.0, "Guided ES gradient scale; reference", check=positive, requirement="positive"),
+    "val_batch": Option(
+        int,
+        0,
+        "val examples per fixed mini-batch (0: 256, or half of val if smaller); ours",
+        check=lambda n: n >= 0,
+        requirement="0 or more",
+    ),
+    "refresh_every": Option(
+        int, 10, "draw a fresh val mini-batch every this many steps; ours", check=positive, requirement="at least 1"
+    ),
+    "use_value": Option(
+        bool, True, "guide ES with the value function (false: the loss gradient alone, the guided-es-loss ablation)"
+    ),
+    "meta": Option(
+        bool, True, "meta-train the value function in a stage before the cells (false: online only, the no-meta ablation)"
+    ),
+    "ordinal": Option(bool, True, "the ordinal-embedding term of the value loss (false: the no-oe ablation)"),
+    "gamma": Option(float, 1.0, "weight of the regression term in the value loss; ours", check=positive, requirement="positive"),
+    "fisher_threshold": Option(
+        float,
+        1.0,
+        "Fisher's-ratio threshold between positives and negatives; specification",
+        check=positive,
+        requirement="positive",
+    ),
+    "trajectories": Option(
+        int,
+        6,
+        "trajectories in the stage (the last held out for the diagnostic); ours",
+        check=lambda n: n >= 2,
+        requirement="at least 2",
+    ),
+    "trajectory_steps": Option(
+        int,
+        0,
+        "surrogate steps per trajectory (0: half the cell's step budget); ours",
+        check=lambda n: n >= 0,
+        requirement="0 or more",
+    ),
+    "observe_every": Option(
+        int, 5, "steps between a trajectory's metric observations; ours", check=positive, requirement="at least 1"
+    ),
+    "trajectory_lr": Option(
+        float,
+        0.01,
+        "base Adam learning rate of the trajectories (each draws one within 10x of it); ours",
+        check=positive,
+        requirement="positive",
+    ),
+    "start_noise": Option(
+        float,
+        0.05,
+        "std of the perturbation of phi each trajectory starts from; ours",
+        check=lambda s: s >= 0,
+        requirement="0 or more",
+    ),
+    "meta_steps": Option(int, 200, "Reptile outer steps; ours", check=positive, requirement="at least 1"),
+    "inner_steps": Option(int, 5, "Reptile inner Adam steps; reference: a handful", check=positive, requirement="at least 1"),
+    "inner_lr": Option(float, 1e-3, "Reptile inner Adam learning rate; reference", check=positive, requirement="positive"),
+    "epsilon": Option(float, 0.1, "Reptile step size, annealed to 0; reference", check=positive, requirement="positive"),
+    "width": Option(
+        int, 64, "the value function's input: phi projected to this many values; ours", check=positive, requirement="at least 1"
+    ),
+    "phi_scale": Option(
+        float, 0.1, "phi - phi_0 is divided by this before the projection; ours", check=positive, requirement="positive"
+    ),
+    "hidden": Option(int, 64, "hidden units of the value function; ours", check=positive, requirement="at least 1"),
+    "embedding": Option(int, 32, "size of the value function's embedding g; ours", check=positive, requirement="at least 1"),
+    "refine_steps": Option(
+        int,
+        5,
+        "value-function updates on the observations after each step; ours",
+        check=lambda n: n >= 0,
+        requirement="0 or more",
+    ),
+    "refine_lr": Option(float, 1e-3, "Adam learning rate of the online refinement; ours", check=positive, requirement="positive"),
+}
+
+# the options that shape the stage: two cells that differ only in others share one meta-trained value function
+STAGE_OPTIONS = (
+    "val_batch", "gamma", "ordinal", "fisher_threshold", "trajectories", "trajectory_steps", "observe_every",
+    "trajectory_lr", "start_noise", "meta_steps", "inner_steps", "inner_lr", "epsilon", "width", "phi_scale",
+    "hidden", "embedding",
+)  # fmt: skip
+
+
+class MetricOpt(Method):
+    def _trajectory_steps(self, cell_steps: int) -> int:
+        return self.options["trajectory_steps"] or max(1, cell_steps // 2)
+
+    def _value_function(self, generator: torch.Generator) -> ValueFunction:
+        with torch.random.fork_rng(devices=[]):  # initial weights from the method's own generator
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            o = self.options
+            return ValueFunction(o["width"], o["hidden"], o["embedding"])
+
+    def _loss_options(self) -> dict:
+        o = self.options
+        return {"gamma": o["gamma"], "ordinal": o["ordinal"], "threshold": o["fisher_threshold"]}
+
+    # ---- the stage: trajectories and Reptile, before the cells
+    def stage(self, budget):
+        if not (self.options["use_value"] and self.options["meta"]):
+            return None
+        o = self.options
+        steps = self._trajectory_steps(budget.steps)
+        observations = math.ceil(steps / o["observe_every"]) + 1
+        stage_budget = Budget(
+            steps=o["trajectories"] * steps, queries=0, batch_queries=o["trajectories"] * observations, batch_scores=0, stats=0
+        )
+        return StageSpec({**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps}, stage_budget, label="value-function")
+
+    def build_stage(self, model, task, oracle, ctx):
+        o = self.options
+        steps = ctx.budget.steps // o["trajectories"]
+        batch = oracle.batch(o["val_batch"] or min(256, oracle.max_batch_size))
+        start = attach_film_adapters(model).vector()  # the copy the stage holds; trajectories copy it again
+        recipe = task.finetune_recipe
+        observed = []
+        for setting in trajectory_settings(o["trajectories"], o["trajectory_lr"], ctx.generator, start_noise=o["start_noise"]):
+            observed.append(
+                collect_trajectory(
+                    model, task, oracle, setting, steps, o["observe_every"], batch, recipe.batch_size, ctx.generator, ctx.step
+                )
+            )
+        projection = PhiProjection(start, o["width"], o["phi_scale"])
+        value_function = self._value_function(ctx.generator).to(ctx.device)
+        train = [t.for_value_function(projection) for t in observed[:-1]]
+        train = [type(t)(t.x.to(ctx.device), t.values.to(ctx.device), t.sigmas.to(ctx.device)) for t in train]
+        losses = meta_train(
+            value_function,
+            train,
+            o["meta_steps"],
+            ctx.generator,
+            o["inner_steps"],
+            o["inner_lr"],
+            o["epsilon"],
+            **self._loss_options(),
+        )
+        held_out = observed[-1]
+        with torch.no_grad():
+            predicted = value_function(projection(held_out.phis[held_out.observed_steps].to(ctx.device)))
+        correlation = spearman(predicted, torch.tensor(held_out.observed_values))
+        ctx.log("heldout_spearman", correlation)
+        ctx.log("meta_final_inner_loss", losses[-1])
+        torch.save(
+            {"state_dict": value_function.state_dict(), "start": start.cpu(), "heldout_spearman": correlation},
+            ctx.folder / VALUE_FILE,
+        )
+
+    # ---- finetuning: Guided ES on phi
+    def finetune(self, model, task, oracle, ctx):
+        o = self.options
+        for p in model.parameters():
+            p.requires_grad_(False)  # theta frozen: phi, MetricOpt's compact parameters, moves
+        adapters = attach_film_adapters(model)
+        params = adapters.parameters()
+        for p in params:
+            p.requires_grad_(True)
+        projection = PhiProjection(adapters.vector(), o["width"], o["phi_scale"])
+        value_function = refiner = None
+        if o["use_value"]:
+            value_function = self._value_function(ctx.generator).to(ctx.device)
+            if o["meta"]:
+                saved = torch.load(ctx.stage / VALUE_FILE, map_location=ctx.device, weights_only=True)
+                value_function.load_state_dict(saved["state_dict"])
+                ctx.log("metricopt_stage_heldout_spearman", saved["heldout_spearman"])
+            refiner = torch.optim.Adam(value_function.parameters(), lr=o["refine_lr"])
+        optimizer = (
+            torch.optim.Adam(params, lr=o["lr"])
+            if o["optimizer"] == "adam"
+            else torch.optim.SGD(params, lr=o["lr"], momentum=0.9)
+        )
+        sign = 1.0 if oracle.direction == "lower" else -1.0
+        batch_size = task.finetune_recipe.batch_size
+        batches = task.train_batches(batch_size)
+        steps = min(ctx.budget.steps, ctx.remaining("batch_queries") // (2 * o["pairs"]))
+        buffer, predicted, measured = ObservationBuffer(), [], []
+        seconds = {"es": 0.0, "refine": 0.0}
+        val_batch = None
+        for step in range(steps):
+            if step % o["refresh_every"] == 0:
+                val_batch = oracle.batch(o["val_batch"] or min(256, oracle.max_batch_size))
+            started = time.perf_counter()
+            report = metricopt_step(
+                model, adapters, task, oracle, next(batches), val_batch, optimizer, value_function, projection,
+                o["pairs"], ctx.generator, o["sigma"], o["alpha"], o["beta"],
+            )  # fmt: skip
+            seconds["es"] += time.perf_counter() - started
+            if value_function is not None:
+                started = time.perf_counter()
+                x = projection(report.candidates).detach()
+                with torch.no_grad():  # predicted before the value function has seen them: held-out observations
+                    predicted.extend(value_function(x).cpu().tolist())
+                measured.extend((sign * report.values).cpu().tolist())
+                buffer.add(x, report.values)
+                refine(value_function, refiner, buffer, o["refine_steps"], ctx.generator, sign, **self._loss_options())
+                seconds["refine"] += time.perf_counter() - started
+                ctx.log("metricopt_guide_cosine", report.guide_cosine)
+            ctx.step(report.loss, metricopt_candidate_mean=sign * report.values.mean())
+        if value_function is not None and len(predicted) > 1:
+            correlation = spearman(torch.tensor(predicted), torch.tensor(measured))
+            ctx.log("metricopt_value_spearman", correlation)
+            ctx.log("metricopt_value_informative", float(correlation >= 0.2))
+        ctx.log("metricopt_es_seconds", seconds["es"])
+        ctx.log("metricopt_refine_seconds", seconds["refine"])
+        return ctx.finish()
