@@ -32,6 +32,7 @@ import torch
 from metricbench.methods import Option, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
+from metricbench.methods.seeded import seeded_module
 from torch import nn
 
 ACTIONS = torch.tensor([-1.0, 0.0, 1.0])  # the action index 0/1/2 as a step direction
@@ -55,12 +56,12 @@ class LossController:
         initial_keep: float,
     ):
         self.generator = generator
-        with torch.random.fork_rng(devices=[]):  # the policy's initial weights from the method's own generator
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            self.policy = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, len(ACTIONS)))
-            with torch.no_grad():  # an untrained policy mostly keeps the loss (ours): else its first acts are a random walk
-                self.policy[-1].weight.mul_(0.1)
-                self.policy[-1].bias.copy_(torch.tensor([1 - initial_keep, 2 * initial_keep, 1 - initial_keep]).div(2).log())
+        self.policy = seeded_module(
+            lambda: nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, len(ACTIONS))), generator
+        )
+        with torch.no_grad():  # an untrained policy mostly keeps the loss (ours): else its first acts are a random walk
+            self.policy[-1].weight.mul_(0.1)
+            self.policy[-1].bias.copy_(torch.tensor([1 - initial_keep, 2 * initial_keep, 1 - initial_keep]).div(2).log())
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
         self.baseline_momentum = baseline_momentum
         self.baseline: float | None = None

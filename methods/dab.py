@@ -32,12 +32,14 @@ embeddings, and reads the metric from them and the margins' embedding.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from metricbench.bench.errors import HookContractError
 from metricbench.methods import Option, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
+from metricbench.methods.seeded import seeded_module
 from torch import nn
 from torchvision.ops import box_iou
 
@@ -185,9 +187,7 @@ class DifferentiableApproximationBridge(Method):
                 lists, margins = bridge_inputs(task.kind, predictions, batch.targets, o["items"])
                 if bridge is None:
                     widths = (lists.shape[1], len(margins))
-                    with torch.random.fork_rng(devices=[]):  # the bridge's initial weights from the method's generator
-                        torch.manual_seed(int(torch.randint(2**62, (1,), generator=ctx.generator)))
-                        bridge = Bridge(*widths, o["bridge_hidden"]).to(ctx.device)
+                    bridge = seeded_module(partial(Bridge, *widths, o["bridge_hidden"]), ctx.generator).to(ctx.device)
                     optimizer = torch.optim.Adam(bridge.parameters(), lr=o["bridge_lr"])
                 lists, margins = fit_width(lists, widths[0]), fit_width(margins, widths[1])
                 if step >= warmup and o["weight"] > 0:

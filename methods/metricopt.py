@@ -34,6 +34,7 @@ from metricbench.methods import Budget, Option, positive
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.base import Method, StageSpec
 from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
+from metricbench.methods.seeded import seeded_module
 from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
 from metricbench.methods.value_function import PhiProjection, ValueFunction, meta_train, spearman
 
@@ -156,10 +157,8 @@ class MetricOpt(Method):
         return self.options["trajectory_steps"] or max(1, cell_steps // 2)
 
     def _value_function(self, generator: torch.Generator) -> ValueFunction:
-        with torch.random.fork_rng(devices=[]):  # initial weights from the method's own generator
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            o = self.options
-            return ValueFunction(o["width"], o["hidden"], o["embedding"])
+        o = self.options
+        return seeded_module(lambda: ValueFunction(o["width"], o["hidden"], o["embedding"]), generator)
 
     def _loss_options(self) -> dict:
         o = self.options
