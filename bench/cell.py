@@ -236,6 +236,7 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             p.meter.check_finished()
         finally:
             record["history"] = p.ctx._history.to_dict()  # the harness's own view, also after a failure
+            record["notes"] = list(p.ctx.notes)
             record["curves"] = p.meter.curves
             record["spent"] = p.ledger.to_dict()
             record["steps"] = p.meter.to_dict()

@@ -1,10 +1,10 @@
 """What a method holds besides the model, the task view and the oracle: its `FinetuneContext`.
 
 `ctx.step(loss)` after every optimizer step (the loss is optional: ES has none); `ctx.log(name,
-value)` for diagnostics; generators on the CPU and on the device, seeded from the cell; autocast
-settings; a per-cell folder whose files become MLflow artifacts; an artifact store shared by cells
-and invocations. Losses and logged values stay tensors, on their device, until a flush, so a step
-costs no device sync.
+value)` for diagnostics; `ctx.note(text)` for a line the tables show; generators on the CPU and on
+the device, seeded from the cell; autocast settings; a per-cell folder whose files become MLflow
+artifacts; an artifact store shared by cells and invocations. Losses and logged values stay
+tensors, on their device, until a flush, so a step costs no device sync.
 
 The context holds only the method's own data and its ledger. The harness's val curve, its monitor
 and the splits are elsewhere (`bench.metering`); `ctx.step` reaches the harness's step meter
@@ -63,6 +63,7 @@ class FinetuneContext:
         self.artifacts = artifacts
         self.stage: Path | None = None  # the folder of the method's built stage, if it declares one
         self._history = History()
+        self.notes: list[str] = []  # what the method says about its run, for the tables (`note`)
         self._pending_loss: list[torch.Tensor] = []
         self._pending_logs: list[tuple[str, int, torch.Tensor | float]] = []
         self._flush_every = curve_interval(flush_every, budget.steps)
@@ -109,6 +110,13 @@ class FinetuneContext:
         else:
             value = float(value)
         self._pending_logs.append((name, self._history.steps if step is None else int(step), value))
+
+    def note(self, text: str) -> None:
+        """Say something about this run that a reader of the table should see (e.g. "value function
+        uninformative"): one line, kept with the record and listed under the table with how many seeds said it."""
+        line = " ".join(str(text).split())[:200]
+        if line and line not in self.notes and len(self.notes) < 10:
+            self.notes.append(line)
 
     def autocast(self):
         """`with ctx.autocast():` runs the body in the cell's precision (bf16 autocast on CUDA, off on the CPU)."""

@@ -42,6 +42,7 @@ class CellResult:
     method_config: dict = field(default_factory=dict)  # the method's options
     stage_id: str = ""  # the stage the cell's method built or reused (shared by cells), if any
     stage_spent: dict[str, float] = field(default_factory=dict)  # account -> calls, of that stage
+    notes: list[str] = field(default_factory=list)  # what the method said about its run (`ctx.note`)
 
     @property
     def default_target(self) -> str:
@@ -76,6 +77,7 @@ class Table:
     spending: dict[tuple[str, str], dict[str, Stat]] = field(default_factory=dict)  # (row, task) -> account -> calls
     column_tasks: dict[str, tuple[str, dict]] = field(default_factory=dict)  # column label -> (task name, its config)
     published: dict[str, list[str]] = field(default_factory=dict)  # published row -> its provenance notes
+    notes: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)  # (task, row, note) -> seeds that said it
 
     def best(self, column: tuple[str, str, str]) -> set[str]:
         task, metric, direction = column
@@ -140,6 +142,7 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     target=tags.get("target_metric", ""),
                     spent={a: metrics[f"spent/{a}_calls"] for a in ACCOUNTS if f"spent/{a}_calls" in metrics},
                     stage_id=tags.get("stage_id", ""),
+                    notes=json.loads(tags.get("method_notes", "[]")),
                     stage_spent={a: metrics[f"stage/{a}_calls"] for a in ACCOUNTS if f"stage/{a}_calls" in metrics},
                     task_config=_params(run.data.params, ("task.", "budget.")),
                     method_config=_params(run.data.params, ("method.",)),
@@ -199,6 +202,7 @@ def from_record(record: dict) -> CellResult:
         target=record.get("target_metric", ""),
         spent={a: record["spent"][a]["calls"] for a in ACCOUNTS if a in (record.get("spent") or {})},
         stage_id=(record.get("stage") or {}).get("id", ""),
+        notes=list(record.get("notes") or []),
         stage_spent={a: v["calls"] for a, v in ((record.get("stage") or {}).get("spent") or {}).items() if a in ACCOUNTS},
         task_config={
             **{f"task.{k}": json.dumps(v) for k, v in sorted(record.get("task_options", {}).items())},
@@ -251,6 +255,7 @@ def build(results: list[CellResult]) -> Table:
     table_spending: dict[tuple[str, str], dict[str, Stat]] = {}
     stages_seen: set[tuple[str, str]] = set()
     failures = []
+    notes: dict[tuple[str, str, str], list[int]] = {}
     for r in results:
         cells = rows.setdefault(r.row, {})
         for metric in r.directions:
@@ -274,9 +279,12 @@ def build(results: list[CellResult]) -> Table:
                 spending.setdefault(account, Stat()).values.append(calls)
         if r.status != "ok":
             failures.append(f"{r.task} / {r.row} / seed {r.seed}: {r.reason or 'failed'}")
+        elif r.notes:
+            for note in r.notes:
+                notes.setdefault((r.task, r.row, note), []).append(r.seed)
     if not rows[PRETRAINED_ROW]:
         del rows[PRETRAINED_ROW]
-    return Table(columns, rows, failures, table_spending, column_tasks)
+    return Table(columns, rows, failures, table_spending, column_tasks, notes=notes)
 
 
 # ----------------------------------------------------------------------------- published numbers
@@ -406,6 +414,12 @@ def to_markdown(table: Table) -> str:
     if table.published:
         text += "\nPublished numbers (not our runs; never bold):\n" + "".join(
             f"- {row}: {note}\n" for row, notes in table.published.items() for note in notes
+        )
+    if table.notes:
+        finished = {(task, row): len(stat.values) for row, cells in table.rows.items() for (task, _), stat in cells.items()}
+        text += "\nNotes from the methods (seeds whose run said it, of the finished seeds):\n" + "".join(
+            f"- {task} / {row}: {note} (seeds {', '.join(map(str, sorted(seeds)))} of {finished.get((task, row), len(seeds))})\n"
+            for (task, row, note), seeds in table.notes.items()
         )
     if table.failures:
         text += "\nFailed cells:\n" + "".join(f"- {f}\n" for f in table.failures)

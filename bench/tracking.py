@@ -321,6 +321,8 @@ class Tracker:
             tags["failure_reason"] = record["reason"]
         if record.get("stage"):
             tags["stage_id"] = record["stage"]["id"]
+        if record.get("notes"):
+            tags["method_notes"] = json.dumps(record["notes"])
         if self.parent_id:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(

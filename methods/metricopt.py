@@ -268,6 +268,8 @@ class MetricOpt(Method):
             correlation = spearman(torch.tensor(predicted), torch.tensor(measured))
             ctx.log("metricopt_value_spearman", correlation)
             ctx.log("metricopt_value_informative", float(correlation >= 0.2))
+            if correlation < 0.2:
+                ctx.note(f"value function uninformative (Spearman {correlation:.2f} < 0.2 on its own run's candidates)")
         ctx.log("metricopt_es_seconds", seconds["es"])
         ctx.log("metricopt_refine_seconds", seconds["refine"])
         return ctx.finish()
