@@ -1,18 +1,23 @@
-"""What a step of `ala` and of `dab` costs next to a step of `surrogate`, on the digits model.
+"""What a step of `ala`, `dab` and MetricOpt costs next to a step of `surrogate`, on the digits model.
 
 Run with `pytest tests/benchmarks/test_method_steps.py --benchmark-only -s`. Each method finetunes the
 same pretrained digits model for the task's default budget (100 steps, 10 queries) through
 `run_finetune`, as in a cell; a step's cost is the run's seconds over its steps, so ALA's controller
 decisions (a validation-statistics call, a full-val query and a policy update every K steps) are
-amortised over the steps between them, and DAB's bridge and batch score are paid every step. Each
+amortised over the steps between them, DAB's bridge and batch score are paid every step, and so are
+MetricOpt's loss and value guides, its 2 x 2 candidate evaluations on a fixed val mini-batch and the
+value function's online refinement (its meta-training stage, built once per task and seed before the
+cells, is not part of a step: here the value function is learned online). Each
 round of the method is preceded by a round of `surrogate` on the same model, so drift of the machine
 hits both alike; the ratio is method seconds / surrogate seconds.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -29,15 +34,28 @@ from metricbench.tasks import TASKS
 ROUNDS = 5
 
 
-@pytest.mark.parametrize("method_name", ["ala", "dab"])
-def test_a_method_step_vs_a_surrogate_step(benchmark, tmp_path, method_name):
+@pytest.fixture
+def metricopt_online(temporary_method):
+    """MetricOpt (not registered yet) with its value function learned online: a finetuning step costs
+    the same with or without the meta-training stage, which is built once before the cells."""
+    from metricbench.methods.metricopt import METRICOPT_OPTIONS, MetricOpt
+
+    options = dict(METRICOPT_OPTIONS)
+    options["meta"] = replace(options["meta"], default=False)
+    temporary_method("metricopt", MetricOpt, options)
+
+
+@pytest.mark.parametrize("method_name", ["ala", "dab", "metricopt"])
+def test_a_method_step_vs_a_surrogate_step(benchmark, tmp_path, method_name, request):
+    if method_name == "metricopt":
+        request.getfixturevalue("metricopt_online")
     (cell,) = load_suite("smoke").select(tasks=["digits"], methods=[method_name]).cells()[:1]
     entry = TASKS.entry("digits")
     cell = type(cell)(**{**cell.__dict__, "task_options": entry.resolve_options("task", {}), "budget": entry.factory.budget})
     budget = cell.budget
     env = CellEnv(device="auto", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     prepared = prepare_finetune(cell, env)
-    state = {k: v.clone() for k, v in prepared.model.state_dict().items()}
+    pristine = copy.deepcopy(prepared.model)
     surrogate, method = create_method("surrogate"), create_method(method_name)
     surrogate_seconds = []
 
@@ -50,10 +68,10 @@ def test_a_method_step_vs_a_surrogate_step(benchmark, tmp_path, method_name):
         if prepared.ctx.device.type == "cuda":
             torch.cuda.synchronize()
 
-    def fresh_model():
-        prepared.model.load_state_dict(state)
-        prepared.model.train()
-        return prepared.model
+    def fresh_model():  # a copy: a method may attach adapters to the model it is handed
+        model = copy.deepcopy(pristine)
+        model.train()
+        return model
 
     def setup():
         model = fresh_model()
