@@ -100,7 +100,8 @@ class MetricOracle:
     - `statistics(model, on=None)`: the task kind's validation statistics, e.g. a confusion matrix
       (account `stats`).
     A call beyond an account's limit raises `BudgetExhausted` before any work is done;
-    `remaining(account)` says what is left. `direction` is "lower" or "higher": read it, never assume.
+    `remaining(account)` says what is left. `direction` is "lower" or "higher": read it, never assume
+    (`sign` is +1 or -1 to match: `sign * metric` is to be minimised).
     """
 
     def __init__(self, task, val, metric: str, ledger: Ledger, seed: int):
@@ -112,6 +113,11 @@ class MetricOracle:
         self.metric = metric
         self.direction = metric_lib.direction(metric)
         self.max_batch_size = max(1, len(val) // 2)
+
+    @property
+    def sign(self) -> float:
+        """+1 when lower is better, -1 otherwise: `sign * metric` is a value to minimise."""
+        return 1.0 if self.direction == "lower" else -1.0
 
     def remaining(self, account: str = "queries") -> int:
         return self._ledger.remaining(account)

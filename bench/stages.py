@@ -92,14 +92,16 @@ def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path) -> 
         )
     identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""))
 
+    seed = mix_seed("stage", cell.seed)  # the stage's batches, oracle draws and global RNG: not the cell's
+
     def build(folder: Path) -> dict:
         ledger = Ledger(spec.budget)
         ctx = StageContext(folder, spec.budget, prepared.ctx.device, cell.seed, ledger)
         model = copy.deepcopy(prepared.model)  # the cell's model is the cell's: the stage works on its own
-        view = TaskView(prepared.task, prepared.splits.train, cell.target, mix_seed("stage", cell.seed))
-        oracle = MetricOracle(prepared.task, prepared.splits.val, cell.target, ledger, seed=mix_seed("stage", cell.seed))
+        view = TaskView(prepared.task, prepared.splits.train, cell.target, seed)
+        oracle = MetricOracle(prepared.task, prepared.splits.val, cell.target, ledger, seed=seed)
         started = time.perf_counter()
-        with seeded_global_rng(mix_seed("stage", cell.seed), prepared.ctx.device):
+        with seeded_global_rng(seed, prepared.ctx.device):
             method.build_stage(model, view, oracle, ctx)
         if prepared.ctx.device.type == "cuda":
             torch.cuda.synchronize(prepared.ctx.device)

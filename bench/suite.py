@@ -109,7 +109,7 @@ class Suite:
             ("method", method_options, methods or out.methods, "method_options"),
         ):
             for owner, key, value in given or ():
-                if running != "all" and running != ["all"] and owner not in running:
+                if running != ["all"] and owner not in running:
                     raise UsageError(
                         f"--{kind}-option names {kind} '{owner}', which this run does not include{suggest(owner, running)}; "
                         f"its {kind}s: {', '.join(running)}"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import torch
-from metricbench.methods import Option, positive, register_method
+from metricbench.methods import Option, non_negative, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
 from metricbench.methods.seeded import seeded_module
@@ -203,7 +203,7 @@ def parameter_drift(params, initial) -> float:
             0,
             "K: steps between controller decisions (0: spread the decisions the queries and stats budgets allow evenly; "
             "the specification's 200 for long runs)",
-            check=lambda k: k >= 0,
+            check=non_negative,
             requirement="0 or more",
         ),
         "beta": Option(
@@ -259,7 +259,7 @@ class AdaptiveLossAlignment(Method):
         initial = {k: v.detach().to(ctx.device, torch.float32) for k, v in family.init_params().items()}
         params = dict(initial)
         interval, decisions = decision_plan(recipe.steps, o["interval"], ctx.remaining("queries"), ctx.remaining("stats"))
-        improvement = -1.0 if oracle.direction == "lower" else 1.0
+        improvement = -oracle.sign  # the metric times this grows when it gets better
         trainer = LossTrainer(model, recipe)
         batches = task.train_batches(recipe.batch_size)
         controller, returns = None, DiscountedReturns(o["horizon"], o["discount"])

@@ -31,13 +31,13 @@ embeddings, and reads the metric from them and the margins' embedding.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import torch
 from metricbench.bench.errors import HookContractError
-from metricbench.methods import Option, positive, register_method
+from metricbench.methods import Option, non_negative, positive, register_method
 from metricbench.methods.base import Method
+from metricbench.methods.correlation import pearson
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
 from metricbench.methods.seeded import seeded_module
 from torch import nn
@@ -120,16 +120,6 @@ def fit_width(x: torch.Tensor, width: int) -> torch.Tensor:
     return nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
-def pearson(a: list[float], b: list[float]) -> float:
-    """Pearson correlation; 0 when either side is constant or there are fewer than 2 values."""
-    if len(a) < 2:
-        return 0.0
-    x, y = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    x, y = x - x.mean(), y - y.mean()
-    den = math.sqrt(float((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum()) / den if den > 0 else 0.0
-
-
 @register_method(
     "dab",
     "Differentiable Approximation Bridge: a network learns the batch metric from the batch's predictions and carries "
@@ -140,7 +130,7 @@ def pearson(a: list[float], b: list[float]) -> float:
             float,
             1.0,
             "lambda: weight of the bridge's output in the model's loss; ours",
-            check=lambda w: w >= 0,
+            check=non_negative,
             requirement="0 or more",
         ),
         "bridge_hidden": Option(int, 64, "hidden units of the bridge; ours", check=positive, requirement="at least 1"),
@@ -171,7 +161,7 @@ class DifferentiableApproximationBridge(Method):
         o = self.options
         recipe = finetune_recipe(o, task.finetune_recipe, ctx.budget.steps)
         warmup = recipe.steps // 5 if o["warmup"] < 0 else o["warmup"]
-        sign = 1.0 if oracle.direction == "lower" else -1.0
+        sign = oracle.sign
         scored_steps = min(recipe.steps, ctx.remaining("batch_scores"))  # then the surrogate loss alone
         trainer = LossTrainer(model, recipe)
         batches = task.train_batches(recipe.batch_size)

@@ -82,7 +82,7 @@ class EvolutionStrategies(Method):
         adapters = attach_film_adapters(model)
         params = adapters.parameters()
         optimizer = (torch.optim.Adam if o["optimizer"] == "adam" else torch.optim.SGD)(params, lr=o["lr"])
-        sign = 1.0 if oracle.direction == "lower" else -1.0  # ES minimises: a higher-is-better metric is negated
+        sign = oracle.sign  # ES minimises: a higher-is-better metric is negated
         batch_size = o["batch_size"] or min(256, oracle.max_batch_size)
         steps = min(ctx.budget.steps, ctx.remaining("batch_queries") // o["population"])
         batch = None

@@ -30,13 +30,14 @@ import math
 import time
 
 import torch
-from metricbench.methods import Budget, Option, positive
+from metricbench.methods import Budget, Option, non_negative, positive
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.base import Method, StageSpec
+from metricbench.methods.correlation import spearman
 from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
 from metricbench.methods.seeded import seeded_module
 from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
-from metricbench.methods.value_function import PhiProjection, ValueFunction, meta_train, spearman
+from metricbench.methods.value_function import PhiProjection, ValueFunction, meta_train
 
 VALUE_FILE = "value_function.pt"
 
@@ -70,7 +71,7 @@ METRICOPT_OPTIONS = {
         int,
         0,
         "val examples per fixed mini-batch (0: 256, or half of val if smaller); ours",
-        check=lambda n: n >= 0,
+        check=non_negative,
         requirement="0 or more",
     ),
     "refresh_every": Option(
@@ -102,7 +103,7 @@ METRICOPT_OPTIONS = {
         int,
         0,
         "surrogate steps per trajectory (0: half the cell's step budget); ours",
-        check=lambda n: n >= 0,
+        check=non_negative,
         requirement="0 or more",
     ),
     "observe_every": Option(
@@ -119,7 +120,7 @@ METRICOPT_OPTIONS = {
         float,
         0.05,
         "std of the perturbation of phi each trajectory starts from; ours",
-        check=lambda s: s >= 0,
+        check=non_negative,
         requirement="0 or more",
     ),
     "meta_steps": Option(int, 200, "Reptile outer steps; ours", check=positive, requirement="at least 1"),
@@ -138,7 +139,7 @@ METRICOPT_OPTIONS = {
         int,
         5,
         "value-function updates on the observations after each step; ours",
-        check=lambda n: n >= 0,
+        check=non_negative,
         requirement="0 or more",
     ),
     "refine_lr": Option(float, 1e-3, "Adam learning rate of the online refinement; ours", check=positive, requirement="positive"),
@@ -160,6 +161,9 @@ class MetricOpt(Method):
         o = self.options
         return seeded_module(lambda: ValueFunction(o["width"], o["hidden"], o["embedding"]), generator)
 
+    def _val_batch_size(self, oracle) -> int:
+        return self.options["val_batch"] or min(256, oracle.max_batch_size)
+
     def _loss_options(self) -> dict:
         o = self.options
         return {"gamma": o["gamma"], "ordinal": o["ordinal"], "threshold": o["fisher_threshold"]}
@@ -179,7 +183,7 @@ class MetricOpt(Method):
     def build_stage(self, model, task, oracle, ctx):
         o = self.options
         steps = ctx.budget.steps // o["trajectories"]
-        batch = oracle.batch(o["val_batch"] or min(256, oracle.max_batch_size))
+        batch = oracle.batch(self._val_batch_size(oracle))
         start = attach_film_adapters(model).vector()  # the copy the stage holds; trajectories copy it again
         recipe = task.finetune_recipe
         observed = []
@@ -237,7 +241,7 @@ class MetricOpt(Method):
             if o["optimizer"] == "adam"
             else torch.optim.SGD(params, lr=o["lr"], momentum=0.9)
         )
-        sign = 1.0 if oracle.direction == "lower" else -1.0
+        sign = oracle.sign
         batch_size = task.finetune_recipe.batch_size
         batches = task.train_batches(batch_size)
         steps = min(ctx.budget.steps, ctx.remaining("batch_queries") // (2 * o["pairs"]))
@@ -246,7 +250,7 @@ class MetricOpt(Method):
         val_batch = None
         for step in range(steps):
             if step % o["refresh_every"] == 0:
-                val_batch = oracle.batch(o["val_batch"] or min(256, oracle.max_batch_size))
+                val_batch = oracle.batch(self._val_batch_size(oracle))
             started = time.perf_counter()
             report = metricopt_step(
                 model, adapters, task, oracle, next(batches), val_batch, optimizer, value_function, projection,

@@ -67,7 +67,7 @@ def metricopt_step(
     beta: float = 2.0,
 ) -> StepReport:
     """One step (see the module docstring); `value_function` None is Guided ES with the loss guide alone."""
-    sign = 1.0 if oracle.direction == "lower" else -1.0
+    sign = oracle.sign
     loss, rows = guides(model, adapters, task, train_batch, value_function, projection, sign)
     phi = adapters.vector()
 

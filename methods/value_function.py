@@ -200,22 +200,3 @@ def meta_train(
         with torch.no_grad():
             losses.append(float(regression_loss(adapted(trajectory.x), trajectory.values, trajectory.sigmas)))
     return losses
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation (average ranks for ties); 0 when either side is constant."""
-
-    def ranks(v: torch.Tensor) -> torch.Tensor:
-        v = v.detach().double().cpu()
-        order = v.argsort()
-        r = torch.empty_like(v)
-        r[order] = torch.arange(len(v), dtype=torch.float64)
-        for value in v.unique():  # ties share their mean rank
-            same = v == value
-            r[same] = r[same].mean()
-        return r
-
-    x, y = ranks(a), ranks(b)
-    x, y = x - x.mean(), y - y.mean()
-    den = float((x.square().sum() * y.square().sum()).sqrt())
-    return float((x * y).sum()) / den if den > 0 else 0.0

@@ -9,7 +9,8 @@ import torch
 from metricbench.bench.budget import Budget
 from metricbench.bench.cell import CellEnv, run_cell
 from metricbench.bench.suite import load_suite
-from metricbench.methods.dab import Bridge, classification_inputs, detection_inputs, pearson, ranked_lists, retrieval_inputs
+from metricbench.methods.correlation import pearson
+from metricbench.methods.dab import Bridge, classification_inputs, detection_inputs, ranked_lists, retrieval_inputs
 
 
 def _error_rate(p, y):

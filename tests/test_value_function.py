@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from metricbench.methods.correlation import spearman
 from metricbench.methods.guided_es import guided_es_gradient, orthonormal_basis
 from metricbench.methods.value_function import (
     PhiProjection,
@@ -18,7 +19,6 @@ from metricbench.methods.value_function import (
     meta_train,
     ordinal_embedding_loss,
     reptile_step,
-    spearman,
 )
 
 
@@ -221,3 +221,15 @@ def test_a_metricopt_step_spends_two_batch_queries_per_pair_and_its_observations
     with torch.no_grad():
         after = regression_loss(value_function(xs), values, sigmas).item()
     assert after < 0.5 * before, (before, after)
+
+
+def test_correlations_match_scipy_with_ties_and_are_zero_when_constant():
+    from metricbench.methods.correlation import pearson, ranks
+    from scipy import stats
+
+    a = [0.1, 0.4, 0.4, 0.2, 0.9, 0.4, 0.0]
+    b = [1.0, 3.0, 2.0, 2.0, 5.0, 1.0, 0.5]
+    assert ranks(a).tolist() == (stats.rankdata(a) - 1).tolist()
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert pearson(a, b) == pytest.approx(stats.pearsonr(a, b).statistic)
+    assert spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) == 0.0 and pearson([1.0], [2.0]) == 0.0
