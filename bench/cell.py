@@ -218,7 +218,7 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
         p = prepare_finetune(cell, env, splits_cache)
         spec = method.stage(cell.budget)
         if spec is not None:  # built by the harness, on the stage's own budget, once for all cells that share it
-            p.ctx.stage, record["stage"] = build_or_reuse(method, spec, cell, p, Path(env.cache_dir))
+            p.ctx.stage, record["stage"] = build_or_reuse(method, spec, cell, p, Path(env.cache_dir), Path(env.out_dir))
         # the starting point's metrics, computed now with the current metric code (never cached)
         record["pretrained"] = {
             **{k: v for k, v in p.pretrained.items() if k != "built"},

@@ -69,6 +69,21 @@ def check_data(cells, env: CellEnv) -> None:
             create_task(cell.task, **cell.task_options).check_data(env.data_paths())
 
 
+def check_stage_sources(cells, env: CellEnv) -> None:
+    """Every stage a method reuses from elsewhere (transfer) exists, checked before anything runs."""
+    from metricbench.bench.stages import find_stage
+    from metricbench.methods import create_method
+
+    seen = set()
+    for cell in cells:
+        key = (cell.method, json.dumps(cell.method_options, sort_keys=True), cell.budget)
+        if key not in seen:
+            seen.add(key)
+            spec = create_method(cell.method, **cell.method_options).stage(cell.budget)
+            if spec is not None and getattr(spec, "source", ""):
+                find_stage(spec.source, Path(env.cache_dir), Path(env.out_dir))
+
+
 def apply_threads(threads: int) -> int:
     """Set PyTorch's intra-op threads (0: leave its default); return the number in effect."""
     import torch
@@ -99,6 +114,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         progress=not settings.quiet and sys.stderr.isatty(),
     )
     check_data(cells, env)
+    check_stage_sources(cells, env)
     unwritable = "output folder '{folder}' is not writable ({reason}); choose another with --out"
     check_writable_folder(out_dir, unwritable)  # creates nothing
     uri = resolve_tracking_uri(settings.tracking_uri, out_dir)  # creates nothing

@@ -11,6 +11,11 @@ of the cell's pretrained model, the task view of the train split and an oracle o
 stage's own ledger: the splits a cell's method may see, never the test split. The stage's identity
 adds the task, its options, the target metric, the seed and the starting checkpoint to the method's
 key. In its cells, `ctx.stage` is the built stage's folder (read it, never write it).
+
+Transfer: a spec with `source` names a stage built elsewhere (another task, architecture or output
+folder) instead of one to build: a stage folder or a file in it, a stage id, or the MLflow run id of a
+cell that used it. The harness finds it (`find_stage`), hands its folder to the cells and records its
+origin and what building it spent, so a method that reuses a stage still shows that cost.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import torch
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.budget import Budget, Ledger
-from metricbench.bench.errors import HookContractError
+from metricbench.bench.errors import HookContractError, UsageError
 from metricbench.bench.oracle import MetricOracle, TaskView
 from metricbench.bench.pretrain import seeded_global_rng
 from metricbench.tasks.sampling import mix_seed
@@ -40,6 +45,7 @@ class StageSpec:
     key: dict
     budget: Budget
     label: str = "stage"
+    source: str = ""  # a stage built elsewhere to reuse instead (see the module docstring)
 
 
 @dataclass
@@ -83,13 +89,58 @@ def stage_identity(cell, spec: StageSpec, checkpoint: str) -> dict:
     }
 
 
-def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path) -> tuple[Path, dict]:
-    """The stage's folder (built now if no one has) and its record: its id, whether this call built it,
-    and what building it spent (ledger and seconds)."""
+def find_stage(reference: str, cache_dir: Path, out_dir: Path | None = None) -> Path:
+    """The folder of the stage `reference` names: a stage folder or a file in one; a stage id (in this
+    cache's store); or the MLflow run id of a cell in `out_dir` whose method used a stage. A reference
+    that names none raises `UsageError` saying what was looked for."""
+    path = Path(reference).expanduser()
+    if path.is_file():
+        path = path.parent
+    if (path / STAGE_RECORD).is_file():
+        return path
+    stage_id = reference
+    if out_dir is not None and (Path(out_dir) / "cells").is_dir():
+        for record_file in sorted((Path(out_dir) / "cells").glob("*.json")):
+            try:
+                record = json.loads(record_file.read_text())
+            except (OSError, ValueError):
+                continue  # a damaged record is the runner's to report, not this lookup's
+            if record.get("mlflow_run_id") == reference and record.get("stage"):
+                stage_id = record["stage"]["id"]
+                break
+    stages = Path(cache_dir) / "stages"
+    found = [f for f in stages.glob(f"*{stage_id}") if f.is_dir() and (f / STAGE_RECORD).is_file()] if stages.is_dir() else []
+    if len(found) == 1 and stage_id.isalnum():
+        return found[0]
+    raise UsageError(
+        f"stage '{reference}' not found: it is neither a stage folder (holding {STAGE_RECORD}) or a file in one, "
+        f"a stage id under {stages}, nor the MLflow run id of a cell in {out_dir} that used a stage; "
+        "give the folder's path (e.g. <out>/cache/stages/<name>) or a stage id from a cell record's `stage.id`"
+    )
+
+
+def reuse_source(spec: StageSpec, cache_dir: Path, out_dir: Path | None) -> tuple[Path, dict]:
+    folder = find_stage(spec.source, cache_dir, out_dir)
+    built = json.loads((folder / STAGE_RECORD).read_text())
+    return folder, {
+        "id": key_digest(built["identity"]),
+        "built_here": False,
+        "transferred_from": spec.source,
+        "spent": built["spent"],
+        "seconds": built["seconds"],
+        "logs": built["logs"],
+    }
+
+
+def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path, out_dir: Path | None = None) -> tuple[Path, dict]:
+    """The stage's folder (built now if no one has, or found where `spec.source` says) and its record:
+    its id, whether this call built it, and what building it spent (ledger and seconds)."""
     if not isinstance(spec, StageSpec):
         raise HookContractError(
             f"method '{method.name}': stage(budget) returned {type(spec).__name__}, expected a StageSpec or None"
         )
+    if spec.source:
+        return reuse_source(spec, cache_dir, out_dir)
     identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""))
 
     seed = mix_seed("stage", cell.seed)  # the stage's batches, oracle draws and global RNG: not the cell's

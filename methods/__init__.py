@@ -14,6 +14,7 @@ METHODS = Registry(
         "metricbench.methods.es",
         "metricbench.methods.ala",
         "metricbench.methods.dab",
+        "metricbench.methods.metricopt",
     ),
     entry_point_group="metricbench.methods",
 )

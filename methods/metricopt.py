@@ -20,8 +20,9 @@ meta-training, the value function is learned online only), `ordinal` (false: no 
 term), `use_value` (false: Guided ES with the loss gradient alone). Defaults marked "reference" come
 from the Guided ES and Reptile reference code, "specification" from our specification; the rest are ours.
 
-Not registered yet: the registered variants (`metricopt-sgd`, `metricopt-adam`, ...) and their suite
-come with the rest of MetricOpt's issue; the tests register it for themselves.
+Registered variants (names with default options, like timm's model variants): `metricopt-sgd`,
+`metricopt-adam`, `metricopt-learned` (the paper's three), and the ablations `metricopt-no-oe`,
+`metricopt-no-meta` and `guided-es-loss` (each `metricopt-adam` with one piece taken out).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import math
 import time
 
 import torch
-from metricbench.methods import Budget, Option, non_negative, positive
+from metricbench.methods import Budget, Option, non_negative, positive, register_method
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.base import Method, StageSpec
 from metricbench.methods.correlation import spearman
+from metricbench.methods.learned_update import LearnedUpdate, UpdateRule, train_update_rule
 from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
 from metricbench.methods.seeded import seeded_module
 from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
@@ -48,7 +50,11 @@ def _probability(value) -> bool:
 
 METRICOPT_OPTIONS = {
     "optimizer": Option(
-        str, "adam", "optimizer the Guided-ES estimate is handed to (the paper's SGD and Adam variants)", ("sgd", "adam")
+        str,
+        "adam",
+        "what the Guided-ES estimate is handed to: the paper's SGD and Adam variants, or a learned update rule "
+        "meta-trained on the value function in the stage (its design is ours: methods/learned_update.py)",
+        ("sgd", "adam", "learned"),
     ),
     "lr": Option(float, 0.01, "learning rate of the adapters' optimizer; ours", check=positive, requirement="positive"),
     "pairs": Option(
@@ -143,6 +149,31 @@ METRICOPT_OPTIONS = {
         requirement="0 or more",
     ),
     "refine_lr": Option(float, 1e-3, "Adam learning rate of the online refinement; ours", check=positive, requirement="positive"),
+    "value_from": Option(
+        str,
+        "",
+        "transfer: use the value function (and learned rule) of a stage built elsewhere instead of building one: "
+        "a value_function.pt file or its folder, a stage id, or the MLflow run id of a cell that used it "
+        "(a phi of another size is projected as in PhiProjection); empty: build this cell's own",
+    ),
+    "rule_hidden": Option(
+        int, 16, "learned rule: hidden units of its per-coordinate network; ours", check=positive, requirement="at least 1"
+    ),
+    "rule_meta_steps": Option(
+        int, 100, "learned rule: meta-training steps on the value function; ours", check=positive, requirement="at least 1"
+    ),
+    "rule_unroll": Option(int, 20, "learned rule: steps per unrolled run; ours", check=positive, requirement="at least 1"),
+    "rule_lr": Option(
+        float, 1e-3, "learned rule: Adam learning rate of its meta-training; ours", check=positive, requirement="positive"
+    ),
+    "rule_noise": Option(
+        float,
+        1.0,
+        "learned rule: noise added to the value gradient it is fed, times that gradient's RMS (stands in for the ES "
+        "estimate's); ours",
+        check=non_negative,
+        requirement="0 or more",
+    ),
 }
 
 # the options that shape the stage: two cells that differ only in others share one meta-trained value function
@@ -151,15 +182,20 @@ STAGE_OPTIONS = (
     "trajectory_lr", "start_noise", "meta_steps", "inner_steps", "inner_lr", "epsilon", "width", "phi_scale",
     "hidden", "embedding",
 )  # fmt: skip
+# and, for the learned update rule only, these (with `lr`: the rule is meta-trained at the step size it is used with)
+RULE_OPTIONS = ("lr", "rule_hidden", "rule_meta_steps", "rule_unroll", "rule_lr", "rule_noise")
 
 
 class MetricOpt(Method):
     def _trajectory_steps(self, cell_steps: int) -> int:
         return self.options["trajectory_steps"] or max(1, cell_steps // 2)
 
-    def _value_function(self, generator: torch.Generator) -> ValueFunction:
-        o = self.options
-        return seeded_module(lambda: ValueFunction(o["width"], o["hidden"], o["embedding"]), generator)
+    def _value_function(self, generator: torch.Generator, shape: dict | None = None) -> ValueFunction:
+        shape = shape or self._value_shape()
+        return seeded_module(lambda: ValueFunction(shape["width"], shape["hidden"], shape["embedding"]), generator)
+
+    def _value_shape(self) -> dict:
+        return {k: self.options[k] for k in ("width", "hidden", "embedding", "phi_scale")}
 
     def _val_batch_size(self, oracle) -> int:
         return self.options["val_batch"] or min(256, oracle.max_batch_size)
@@ -168,17 +204,26 @@ class MetricOpt(Method):
         o = self.options
         return {"gamma": o["gamma"], "ordinal": o["ordinal"], "threshold": o["fisher_threshold"]}
 
-    # ---- the stage: trajectories and Reptile, before the cells
+    # ---- the stage: trajectories and Reptile (and the learned rule), before the cells
     def stage(self, budget):
-        if not (self.options["use_value"] and self.options["meta"]):
-            return None
         o = self.options
+        if not o["use_value"]:
+            return None
+        if o["value_from"]:  # transfer: a stage built elsewhere, found by the harness
+            return StageSpec(
+                {"value_from": o["value_from"]}, Budget(steps=0, queries=0), label="value-function", source=o["value_from"]
+            )
+        if not o["meta"]:
+            return None
         steps = self._trajectory_steps(budget.steps)
         observations = math.ceil(steps / o["observe_every"]) + 1
         stage_budget = Budget(
             steps=o["trajectories"] * steps, queries=0, batch_queries=o["trajectories"] * observations, batch_scores=0, stats=0
         )
-        return StageSpec({**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps}, stage_budget, label="value-function")
+        key = {**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps}
+        if o["optimizer"] == "learned":
+            key["update_rule"] = {k: o[k] for k in RULE_OPTIONS}
+        return StageSpec(key, stage_budget, label="value-function")
 
     def build_stage(self, model, task, oracle, ctx):
         o = self.options
@@ -213,10 +258,37 @@ class MetricOpt(Method):
         correlation = spearman(predicted, torch.tensor(held_out.observed_values))
         ctx.log("heldout_spearman", correlation)
         ctx.log("meta_final_inner_loss", losses[-1])
-        torch.save(
-            {"state_dict": value_function.state_dict(), "start": start.cpu(), "heldout_spearman": correlation},
-            ctx.folder / VALUE_FILE,
-        )
+        saved = {
+            "state_dict": value_function.state_dict(),
+            "shape": self._value_shape(),
+            "start": start.cpu(),
+            "heldout_spearman": correlation,
+        }
+        if o["optimizer"] == "learned":
+            rule = seeded_module(lambda: UpdateRule(o["rule_hidden"]), ctx.generator).to(ctx.device)
+            radius = max(float(t.x.norm(dim=1).max()) for t in train)  # the value function knows nothing beyond
+            rule_losses = train_update_rule(
+                rule, value_function, projection, start, oracle.sign, o["lr"], ctx.generator,
+                o["rule_meta_steps"], o["rule_unroll"], o["rule_lr"], o["rule_noise"], o["start_noise"], radius,
+            )  # fmt: skip
+            ctx.log("rule_first_meta_loss", rule_losses[0])
+            ctx.log("rule_final_meta_loss", rule_losses[-1])
+            saved["update_rule"] = {"state_dict": rule.state_dict(), "hidden": o["rule_hidden"]}
+        torch.save(saved, ctx.folder / VALUE_FILE)
+
+    def _optimizer(self, params, saved: dict | None, ctx) -> torch.optim.Optimizer:
+        o = self.options
+        if o["optimizer"] == "adam":
+            return torch.optim.Adam(params, lr=o["lr"])
+        if o["optimizer"] == "sgd":
+            return torch.optim.SGD(params, lr=o["lr"], momentum=0.9)
+        trained = (saved or {}).get("update_rule")
+        rule = UpdateRule(trained["hidden"] if trained else o["rule_hidden"]).to(ctx.device)
+        if trained:
+            rule.load_state_dict(trained["state_dict"])
+        else:
+            ctx.note("learned update rule untrained (no meta-training stage): momentum on the normalised estimate")
+        return LearnedUpdate(params, rule, o["lr"])
 
     # ---- finetuning: Guided ES on phi
     def finetune(self, model, task, oracle, ctx):
@@ -227,20 +299,19 @@ class MetricOpt(Method):
         params = adapters.parameters()
         for p in params:
             p.requires_grad_(True)
-        projection = PhiProjection(adapters.vector(), o["width"], o["phi_scale"])
-        value_function = refiner = None
+        value_function = refiner = saved = None
+        shape = self._value_shape()
+        if ctx.stage is not None:
+            saved = torch.load(ctx.stage / VALUE_FILE, map_location=ctx.device, weights_only=True)
+            shape = saved["shape"]  # a transferred value function keeps the shape it was trained with
+        projection = PhiProjection(adapters.vector(), shape["width"], shape["phi_scale"])
         if o["use_value"]:
-            value_function = self._value_function(ctx.generator).to(ctx.device)
-            if o["meta"]:
-                saved = torch.load(ctx.stage / VALUE_FILE, map_location=ctx.device, weights_only=True)
+            value_function = self._value_function(ctx.generator, shape).to(ctx.device)
+            if saved is not None:
                 value_function.load_state_dict(saved["state_dict"])
                 ctx.log("metricopt_stage_heldout_spearman", saved["heldout_spearman"])
             refiner = torch.optim.Adam(value_function.parameters(), lr=o["refine_lr"])
-        optimizer = (
-            torch.optim.Adam(params, lr=o["lr"])
-            if o["optimizer"] == "adam"
-            else torch.optim.SGD(params, lr=o["lr"], momentum=0.9)
-        )
+        optimizer = self._optimizer(params, saved, ctx)
         sign = oracle.sign
         batch_size = task.finetune_recipe.batch_size
         batches = task.train_batches(batch_size)
@@ -277,3 +348,30 @@ class MetricOpt(Method):
         ctx.log("metricopt_es_seconds", seconds["es"])
         ctx.log("metricopt_refine_seconds", seconds["refine"])
         return ctx.finish()
+
+
+VARIANTS = {
+    "metricopt-sgd": (
+        "MetricOpt: Guided ES with loss and meta-trained value guides, SGD (momentum 0.9) on the FiLM adapters",
+        {"optimizer": "sgd"},
+    ),
+    "metricopt-adam": (
+        "MetricOpt: Guided ES with loss and meta-trained value guides, Adam on the FiLM adapters",
+        {"optimizer": "adam"},
+    ),
+    "metricopt-learned": (
+        "MetricOpt: Guided ES with loss and value guides, a learned update rule meta-trained on the value function",
+        {"optimizer": "learned"},
+    ),
+    "metricopt-no-oe": ("ablation: metricopt-adam without the ordinal-embedding term of the value loss", {"ordinal": False}),
+    "metricopt-no-meta": (
+        "ablation: metricopt-adam with a value function learned online only (no meta-training)",
+        {"meta": False},
+    ),
+    "guided-es-loss": (
+        "ablation: Guided ES on the FiLM adapters with the surrogate-loss gradient as its only guide",
+        {"use_value": False},
+    ),
+}
+for _name, (_description, _defaults) in VARIANTS.items():
+    register_method(_name, _description, METRICOPT_OPTIONS, defaults=_defaults)(MetricOpt)
