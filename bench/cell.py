@@ -140,24 +140,30 @@ def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
     return Path(out_dir) / "artifacts" / cell.cell_id
 
 
+def pretrained_start(task_name: str, task_options: dict, seed: int, env: CellEnv, splits_cache, device):
+    """(task, splits on `device`, the seed's pretrained model in train mode, checkpoint info): where every
+    method of a (task, seed) starts, and what a stage meta-training on that task starts from."""
+    from metricbench.tasks import create_task
+
+    task = create_task(task_name, **task_options)
+    cache = splits_cache if splits_cache is not None else SplitCache(size=1)
+    splits = cache.get(task, json.dumps(task_options, sort_keys=True), env.data_paths()).to(device)
+    pretrain_bar = _bar_factory(env, f"pretrain {task_name}/seed{seed}")
+    state, info = pretrained_checkpoint(task, splits, seed, device, ArtifactStore(Path(env.cache_dir)), pretrain_bar)
+    model = seeded_model(task, seed).to(device)
+    model.load_state_dict(state)
+    model.train()
+    return task, splits, model, info
+
+
 def prepare_finetune(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -> Prepared:
     """Load the data, get the shared pretrained checkpoint and build what the method is handed.
 
     The device is resolved here, once, and everything that computes (training, evaluation, metrics)
     runs where the splits' batches land.
     """
-    from metricbench.tasks import create_task
-
     device = resolve_device(env.device)
-    task = create_task(cell.task, **cell.task_options)
-    cache = splits_cache if splits_cache is not None else SplitCache(size=1)
-    splits = cache.get(task, json.dumps(cell.task_options, sort_keys=True), env.data_paths()).to(device)
-    pretrain_bar = _bar_factory(env, f"pretrain {cell.task}/seed{cell.seed}")
-    store = ArtifactStore(Path(env.cache_dir))
-    state, info = pretrained_checkpoint(task, splits, cell.seed, device, store, pretrain_bar)
-    model = seeded_model(task, cell.seed).to(device)
-    model.load_state_dict(state)
-    model.train()
+    task, splits, model, info = pretrained_start(cell.task, cell.task_options, cell.seed, env, splits_cache, device)
     val = splits.val
     step_bar = _bar_factory(env, f"{cell.task}/{cell.method}/{cell.target}/seed{cell.seed}")
     meter = StepMeter(
@@ -183,6 +189,18 @@ def prepare_finetune(cell: Cell, env: CellEnv, splits_cache: SplitCache | None =
     oracle = MetricOracle(task, val, cell.target, ledger, seed=cell.seed)
     view = TaskView(task, splits.train, cell.target, cell.seed)
     return Prepared(task, splits, model, view, oracle, ctx, meter, ledger, info)
+
+
+def _other_starts(cell: Cell, env: CellEnv, splits_cache, prepared: Prepared):
+    """`start(task_name) -> (task, splits, model, checkpoint info)` for a stage's other meta-training tasks:
+    their default options, the cell's seed, on the cell's device."""
+    from metricbench.tasks import TASKS
+
+    def start(name: str):
+        options = TASKS.entry(name).resolve_options("task", {})
+        return pretrained_start(name, options, cell.seed, env, splits_cache, prepared.ctx.device)
+
+    return start
 
 
 def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -> dict:
@@ -218,7 +236,9 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
         p = prepare_finetune(cell, env, splits_cache)
         spec = method.stage(cell.budget)
         if spec is not None:  # built by the harness, on the stage's own budget, once for all cells that share it
-            p.ctx.stage, record["stage"] = build_or_reuse(method, spec, cell, p, Path(env.cache_dir), Path(env.out_dir))
+            p.ctx.stage, record["stage"] = build_or_reuse(
+                method, spec, cell, p, Path(env.cache_dir), Path(env.out_dir), _other_starts(cell, env, splits_cache, p)
+            )
         # the starting point's metrics, computed now with the current metric code (never cached)
         record["pretrained"] = {
             **{k: v for k, v in p.pretrained.items() if k != "built"},

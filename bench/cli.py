@@ -147,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="add the published reference numbers as labelled rows (default file: the repository's results/published.csv)",
     )
+    table.add_argument(
+        "--paired",
+        metavar="BASELINE",
+        help="instead of the table: each method's per-seed paired differences against BASELINE on the target metric (with --out)",
+    )
+    table.add_argument(
+        "--diagnostics",
+        default="",
+        metavar="NAMES",
+        help="with --paired: comma-separated logged diagnostics to average beside them, e.g. "
+        "metricopt_value_spearman,stage/heldout_spearman",
+    )
     table.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     data = commands.add_parser("data", help="get a paper task's dataset: download it, check it, or write a tiny fixture")
     data.add_argument(
@@ -271,8 +283,16 @@ def cmd_table(args) -> int:
         from metricbench.bench import tables
 
         results = tables.load_records(args.out, suite=args.suite)
+        if args.paired:
+            from metricbench.bench import paired
+
+            diagnostics = tuple(name for name in args.diagnostics.split(",") if name)
+            print(paired.to_markdown(paired.paired(results, args.paired, diagnostics), args.paired, diagnostics), end="")
+            return 0
         print(tables.RENDERERS[args.format](_with_published(tables.build(results), args.published)), end="")
         return 0
+    if args.paired:
+        raise UsageError("--paired reads the cell records: give the run's output folder with --out DIR")
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")

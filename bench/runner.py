@@ -14,6 +14,7 @@ from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record
 from metricbench.bench.errors import UsageError
 from metricbench.bench.faults import pause_point
 from metricbench.bench.files import atomic_write_bytes, check_writable_folder, ensure_writable_folder
+from metricbench.bench.registry import suggest
 from metricbench.bench.suite import Suite
 from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, sqlite_path, ui_hint
 
@@ -70,7 +71,8 @@ def check_data(cells, env: CellEnv) -> None:
 
 
 def check_stage_sources(cells, env: CellEnv) -> None:
-    """Every stage a method reuses from elsewhere (transfer) exists, checked before anything runs."""
+    """Every stage a method reuses from elsewhere (transfer) exists and every meta-training task a stage
+    names can be used, checked before anything runs."""
     from metricbench.bench.stages import find_stage
     from metricbench.methods import create_method
 
@@ -80,8 +82,27 @@ def check_stage_sources(cells, env: CellEnv) -> None:
         if key not in seen:
             seen.add(key)
             spec = create_method(cell.method, **cell.method_options).stage(cell.budget)
-            if spec is not None and getattr(spec, "source", ""):
+            if spec is None:
+                continue
+            if spec.source:
                 find_stage(spec.source, Path(env.cache_dir), Path(env.out_dir))
+            for name in spec.tasks:
+                check_meta_task(name, cell, env)
+
+
+def check_meta_task(name: str, cell, env: CellEnv) -> None:
+    """A stage's meta-training task exists, has the cell's target metric and finds its data."""
+    from metricbench.tasks import TASKS, create_task
+
+    if name not in TASKS.names():
+        raise UsageError(f"method '{cell.method}': meta-training task '{name}' is not registered{suggest(name, TASKS.names())}")
+    task = create_task(name)
+    if cell.target not in task.metrics:
+        raise UsageError(
+            f"method '{cell.method}': meta-training task '{name}' has no metric '{cell.target}' (the target of "
+            f"{cell.task}'s cells); its metrics: {', '.join(task.metrics)}; meta-train on tasks that share the target"
+        )
+    task.check_data(env.data_paths())
 
 
 def apply_threads(threads: int) -> int:

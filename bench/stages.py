@@ -12,6 +12,13 @@ stage's own ledger: the splits a cell's method may see, never the test split. Th
 adds the task, its options, the target metric, the seed and the starting checkpoint to the method's
 key. In its cells, `ctx.stage` is the built stage's folder (read it, never write it).
 
+Several tasks: a spec with `tasks` names the meta-training tasks whose train and val splits the stage
+learns from (the cell's own task among them or not). The harness hands the method one `StageSource`
+per task in `ctx.sources` (a copy of the task's pretrained model for the cell's seed, its train view,
+an oracle over its val split for the cell's target metric, all on the stage's one ledger); other
+tasks take their default options. Without `tasks`, `ctx.sources` holds the cell's task alone. No
+source reaches any task's test split.
+
 Transfer: a spec with `source` names a stage built elsewhere (another task, architecture or output
 folder) instead of one to build: a stage folder or a file in it, a stage id, or the MLflow run id of a
 cell that used it. The harness finds it (`find_stage`), hands its folder to the cells and records its
@@ -46,6 +53,18 @@ class StageSpec:
     budget: Budget
     label: str = "stage"
     source: str = ""  # a stage built elsewhere to reuse instead (see the module docstring)
+    tasks: tuple[str, ...] = ()  # the meta-training tasks (default: the cell's own)
+
+
+@dataclass
+class StageSource:
+    """One meta-training task as a stage sees it: its name, a copy of its pretrained model, its train
+    view and an oracle over its val split (on the stage's ledger)."""
+
+    name: str
+    model: torch.nn.Module
+    task: TaskView
+    oracle: MetricOracle
 
 
 @dataclass
@@ -53,7 +72,7 @@ class StageContext:
     """Handed to `Method.build_stage`: `folder` (write the stage's files here), `budget`,
     `remaining(account)`, `step()` (after every optimizer step the stage takes, e.g. on a trajectory:
     counted on its `steps` account), `device`, `seed`, `generator` (CPU, seeded), `log(name, value)`
-    (kept in the stage's record)."""
+    (kept in the stage's record), `sources` (the meta-training tasks, see the module docstring)."""
 
     folder: Path
     budget: Budget
@@ -62,6 +81,7 @@ class StageContext:
     _ledger: Ledger
     generator: torch.Generator = field(init=False)
     logs: dict[str, float] = field(default_factory=dict)
+    sources: list[StageSource] = field(default_factory=list)
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(mix_seed("stage generator", self.seed))
@@ -77,8 +97,8 @@ class StageContext:
         self.logs[name] = float(value)
 
 
-def stage_identity(cell, spec: StageSpec, checkpoint: str) -> dict:
-    return {
+def stage_identity(cell, spec: StageSpec, checkpoint: str, others: dict[str, str] | None = None) -> dict:
+    identity = {
         "method": cell.method,
         "stage": spec.key,
         "task": cell.task,
@@ -87,6 +107,9 @@ def stage_identity(cell, spec: StageSpec, checkpoint: str) -> dict:
         "seed": cell.seed,
         "checkpoint": checkpoint,
     }
+    if spec.tasks:  # the meta-training tasks and the checkpoints their trajectories start from
+        identity["meta_tasks"] = [{"task": name, "checkpoint": (others or {}).get(name, checkpoint)} for name in spec.tasks]
+    return identity
 
 
 def find_stage(reference: str, cache_dir: Path, out_dir: Path | None = None) -> Path:
@@ -132,28 +155,37 @@ def reuse_source(spec: StageSpec, cache_dir: Path, out_dir: Path | None) -> tupl
     }
 
 
-def build_or_reuse(method, spec: StageSpec, cell, prepared, cache_dir: Path, out_dir: Path | None = None) -> tuple[Path, dict]:
+def build_or_reuse(
+    method, spec: StageSpec, cell, prepared, cache_dir: Path, out_dir: Path | None = None, start_of=None
+) -> tuple[Path, dict]:
     """The stage's folder (built now if no one has, or found where `spec.source` says) and its record:
-    its id, whether this call built it, and what building it spent (ledger and seconds)."""
+    its id, whether this call built it, and what building it spent (ledger and seconds). `start_of(name)`
+    gives another meta-training task's (task, splits, model, checkpoint info)."""
     if not isinstance(spec, StageSpec):
         raise HookContractError(
             f"method '{method.name}': stage(budget) returned {type(spec).__name__}, expected a StageSpec or None"
         )
     if spec.source:
         return reuse_source(spec, cache_dir, out_dir)
-    identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""))
+    others = {name: start_of(name) for name in spec.tasks if name != cell.task} if spec.tasks else {}
+    checkpoints = {name: info.get("key", "") for name, (_, _, _, info) in others.items()}
+    identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""), checkpoints)
 
     seed = mix_seed("stage", cell.seed)  # the stage's batches, oracle draws and global RNG: not the cell's
 
     def build(folder: Path) -> dict:
         ledger = Ledger(spec.budget)
         ctx = StageContext(folder, spec.budget, prepared.ctx.device, cell.seed, ledger)
-        model = copy.deepcopy(prepared.model)  # the cell's model is the cell's: the stage works on its own
-        view = TaskView(prepared.task, prepared.splits.train, cell.target, seed)
-        oracle = MetricOracle(prepared.task, prepared.splits.val, cell.target, ledger, seed=seed)
+
+        def source(name, task, splits, model):  # a copy: the cell's model is the cell's, the stage works on its own
+            view = TaskView(task, splits.train, cell.target, seed)
+            return StageSource(name, copy.deepcopy(model), view, MetricOracle(task, splits.val, cell.target, ledger, seed=seed))
+
+        own = source(cell.task, prepared.task, prepared.splits, prepared.model)
+        ctx.sources = [own if name == cell.task else source(name, *others[name][:3]) for name in spec.tasks or (cell.task,)]
         started = time.perf_counter()
         with seeded_global_rng(seed, prepared.ctx.device):
-            method.build_stage(model, view, oracle, ctx)
+            method.build_stage(own.model, own.task, own.oracle, ctx)
         if prepared.ctx.device.type == "cuda":
             torch.cuda.synchronize(prepared.ctx.device)
         record = {"identity": identity, "spent": ledger.to_dict(), "seconds": time.perf_counter() - started, "logs": ctx.logs}

@@ -43,6 +43,7 @@ class CellResult:
     stage_id: str = ""  # the stage the cell's method built or reused (shared by cells), if any
     stage_spent: dict[str, float] = field(default_factory=dict)  # account -> calls, of that stage
     notes: list[str] = field(default_factory=list)  # what the method said about its run (`ctx.note`)
+    diagnostics: dict[str, float] = field(default_factory=dict)  # the last value of each `ctx.log`; `stage/...` its stage's
 
     @property
     def default_target(self) -> str:
@@ -203,6 +204,10 @@ def from_record(record: dict) -> CellResult:
         spent={a: record["spent"][a]["calls"] for a in ACCOUNTS if a in (record.get("spent") or {})},
         stage_id=(record.get("stage") or {}).get("id", ""),
         notes=list(record.get("notes") or []),
+        diagnostics={
+            **{name: points[-1][1] for name, points in ((record.get("history") or {}).get("logs") or {}).items() if points},
+            **{f"stage/{name}": value for name, value in ((record.get("stage") or {}).get("logs") or {}).items()},
+        },
         stage_spent={a: v["calls"] for a, v in ((record.get("stage") or {}).get("spent") or {}).items() if a in ACCOUNTS},
         task_config={
             **{f"task.{k}": json.dumps(v) for k, v in sorted(record.get("task_options", {}).items())},

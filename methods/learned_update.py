@@ -113,7 +113,7 @@ def train_update_rule(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     finally:
         for p in value_function.parameters():
             p.requires_grad_(True)

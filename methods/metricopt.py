@@ -149,6 +149,13 @@ METRICOPT_OPTIONS = {
         requirement="0 or more",
     ),
     "refine_lr": Option(float, 1e-3, "Adam learning rate of the online refinement; ours", check=positive, requirement="positive"),
+    "meta_tasks": Option(
+        str,
+        "",
+        "comma-separated meta-training tasks whose train and val splits the stage learns from, e.g. "
+        "'digits,synthetic-binary' (each must have the cell's target metric; others than the cell's take their default "
+        "options); empty: the cell's own task",
+    ),
     "value_from": Option(
         str,
         "",
@@ -179,7 +186,7 @@ METRICOPT_OPTIONS = {
 # the options that shape the stage: two cells that differ only in others share one meta-trained value function
 STAGE_OPTIONS = (
     "val_batch", "gamma", "ordinal", "fisher_threshold", "trajectories", "trajectory_steps", "observe_every",
-    "trajectory_lr", "start_noise", "meta_steps", "inner_steps", "inner_lr", "epsilon", "width", "phi_scale",
+    "trajectory_lr", "start_noise", "meta_steps", "meta_tasks", "inner_steps", "inner_lr", "epsilon", "width", "phi_scale",
     "hidden", "embedding",
 )  # fmt: skip
 # and, for the learned update rule only, these (with `lr`: the rule is meta-trained at the step size it is used with)
@@ -217,30 +224,41 @@ class MetricOpt(Method):
             return None
         steps = self._trajectory_steps(budget.steps)
         observations = math.ceil(steps / o["observe_every"]) + 1
-        stage_budget = Budget(
-            steps=o["trajectories"] * steps, queries=0, batch_queries=o["trajectories"] * observations, batch_scores=0, stats=0
-        )
+        tasks = self._meta_tasks()
+        runs = o["trajectories"] * max(1, len(tasks))
+        stage_budget = Budget(steps=runs * steps, queries=0, batch_queries=runs * observations, batch_scores=0, stats=0)
         key = {**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps}
         if o["optimizer"] == "learned":
             key["update_rule"] = {k: o[k] for k in RULE_OPTIONS}
-        return StageSpec(key, stage_budget, label="value-function")
+        return StageSpec(key, stage_budget, label="value-function", tasks=tasks)
+
+    def _meta_tasks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name.strip() for name in self.options["meta_tasks"].split(",") if name.strip()))
 
     def build_stage(self, model, task, oracle, ctx):
         o = self.options
-        steps = ctx.budget.steps // o["trajectories"]
-        batch = oracle.batch(self._val_batch_size(oracle))
-        start = attach_film_adapters(model).vector()  # the copy the stage holds; trajectories copy it again
-        recipe = task.finetune_recipe
-        observed = []
-        for setting in trajectory_settings(o["trajectories"], o["trajectory_lr"], ctx.generator, start_noise=o["start_noise"]):
-            observed.append(
-                collect_trajectory(
-                    model, task, oracle, setting, steps, o["observe_every"], batch, recipe.batch_size, ctx.generator, ctx.step
-                )
-            )
-        projection = PhiProjection(start, o["width"], o["phi_scale"])
+        steps = self._trajectory_steps_of(ctx)
+        observed, projections, own = [], [], None
+        for source in ctx.sources:  # the cell's task alone, or the meta-training tasks the options name
+            batch = source.oracle.batch(self._val_batch_size(source.oracle))
+            start = attach_film_adapters(source.model).vector()  # the stage's copy; trajectories copy it again
+            projection = PhiProjection(start, o["width"], o["phi_scale"])  # any adapter size to `width` inputs
+            settings = trajectory_settings(o["trajectories"], o["trajectory_lr"], ctx.generator, start_noise=o["start_noise"])
+            for setting in settings:
+                observed.append(
+                    collect_trajectory(
+                        source.model, source.task, source.oracle, setting, steps, o["observe_every"], batch,
+                        source.task.finetune_recipe.batch_size, ctx.generator, ctx.step,
+                    )
+                )  # fmt: skip
+                projections.append(projection)
+            if source.model is model or own is None:
+                own = (start, projection, len(observed) - 1)  # the held-out trajectory: the cell's task's last
+        start, projection, held_out_index = own
         value_function = self._value_function(ctx.generator).to(ctx.device)
-        train = [t.for_value_function(projection) for t in observed[:-1]]
+        train = [
+            t.for_value_function(p) for i, (t, p) in enumerate(zip(observed, projections, strict=True)) if i != held_out_index
+        ]
         train = [type(t)(t.x.to(ctx.device), t.values.to(ctx.device), t.sigmas.to(ctx.device)) for t in train]
         losses = meta_train(
             value_function,
@@ -252,7 +270,7 @@ class MetricOpt(Method):
             o["epsilon"],
             **self._loss_options(),
         )
-        held_out = observed[-1]
+        held_out = observed[held_out_index]
         with torch.no_grad():
             predicted = value_function(projection(held_out.phis[held_out.observed_steps].to(ctx.device)))
         correlation = spearman(predicted, torch.tensor(held_out.observed_values))
@@ -275,6 +293,9 @@ class MetricOpt(Method):
             ctx.log("rule_final_meta_loss", rule_losses[-1])
             saved["update_rule"] = {"state_dict": rule.state_dict(), "hidden": o["rule_hidden"]}
         torch.save(saved, ctx.folder / VALUE_FILE)
+
+    def _trajectory_steps_of(self, ctx) -> int:
+        return ctx.budget.steps // (self.options["trajectories"] * len(ctx.sources))
 
     def _optimizer(self, params, saved: dict | None, ctx) -> torch.optim.Optimizer:
         o = self.options

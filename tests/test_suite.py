@@ -19,8 +19,11 @@ def _parse(text, tmp_path):
 def test_builtin_suites_expand_to_the_full_grid():
     quick = load_suite("quick")
     cells = quick.cells()
-    # every embedded task (digits with two targets) x 3 seeds x every registered method
-    assert len(cells) == 6 * 3 * len(list_methods())
+    # every embedded task (digits with two targets) x 3 seeds x the five methods it names
+    assert len(cells) == 6 * 3 * 5
+    assert {c.method for c in cells} == {"surrogate", "es", "ala", "dab", "metricopt-adam"}
+    comparison = load_suite("metricopt").cells()
+    assert len(comparison) == 6 * 5 * 8 and {c.method for c in comparison} >= set(list_methods("metricopt-*"))
     assert {c.task for c in cells} == {"digits", "breast-cancer", "synthetic-binary", "glyphs-retrieval", "shapes-detection"}
     assert {c.target for c in cells if c.task == "digits"} == {"misclassification", "aucpr"}
     assert sorted({c.seed for c in cells}) == [0, 1, 2]
