@@ -370,7 +370,7 @@ class Tracker:
 
 def _spending(record: dict) -> dict[str, float]:
     """`spent/<account>_calls` and `_examples` for every budget account, the step counts, and the same
-    for the method's stage (`stage/...`) when it has one."""
+    for the method's stage (`stage/...`, with what it logged) when it has one."""
     out = {}
     for account, spent in (record.get("spent") or {}).items():
         out[f"spent/{account}_calls"] = spent["calls"]
@@ -383,6 +383,7 @@ def _spending(record: dict) -> dict[str, float]:
         out[f"stage/{account}_examples"] = spent["examples"]
     if stage:
         out["stage/seconds"] = stage["seconds"]
+        out.update({f"stage/{name}": value for name, value in (stage.get("logs") or {}).items()})  # its diagnostics
     return out
 
 

@@ -239,6 +239,7 @@ class MetricOpt(Method):
         o = self.options
         steps = self._trajectory_steps_of(ctx)
         observed, projections, own = [], [], None
+        started = time.perf_counter()
         for source in ctx.sources:  # the cell's task alone, or the meta-training tasks the options name
             batch = source.oracle.batch(self._val_batch_size(source.oracle))
             start = attach_film_adapters(source.model).vector()  # the stage's copy; trajectories copy it again
@@ -255,6 +256,8 @@ class MetricOpt(Method):
             if source.model is model or own is None:
                 own = (start, projection, len(observed) - 1)  # the held-out trajectory: the cell's task's last
         start, projection, held_out_index = own
+        ctx.log("trajectory_seconds", time.perf_counter() - started)
+        started = time.perf_counter()
         value_function = self._value_function(ctx.generator).to(ctx.device)
         train = [
             t.for_value_function(p) for i, (t, p) in enumerate(zip(observed, projections, strict=True)) if i != held_out_index
@@ -276,6 +279,7 @@ class MetricOpt(Method):
         correlation = spearman(predicted, torch.tensor(held_out.observed_values))
         ctx.log("heldout_spearman", correlation)
         ctx.log("meta_final_inner_loss", losses[-1])
+        ctx.log("reptile_seconds", time.perf_counter() - started)
         saved = {
             "state_dict": value_function.state_dict(),
             "shape": self._value_shape(),
@@ -283,6 +287,7 @@ class MetricOpt(Method):
             "heldout_spearman": correlation,
         }
         if o["optimizer"] == "learned":
+            started = time.perf_counter()
             rule = seeded_module(lambda: UpdateRule(o["rule_hidden"]), ctx.generator).to(ctx.device)
             radius = max(float(t.x.norm(dim=1).max()) for t in train)  # the value function knows nothing beyond
             rule_losses = train_update_rule(
@@ -291,6 +296,7 @@ class MetricOpt(Method):
             )  # fmt: skip
             ctx.log("rule_first_meta_loss", rule_losses[0])
             ctx.log("rule_final_meta_loss", rule_losses[-1])
+            ctx.log("rule_seconds", time.perf_counter() - started)
             saved["update_rule"] = {"state_dict": rule.state_dict(), "hidden": o["rule_hidden"]}
         torch.save(saved, ctx.folder / VALUE_FILE)
 
@@ -338,17 +344,17 @@ class MetricOpt(Method):
         batches = task.train_batches(batch_size)
         steps = min(ctx.budget.steps, ctx.remaining("batch_queries") // (2 * o["pairs"]))
         buffer, predicted, measured = ObservationBuffer(), [], []
-        seconds = {"es": 0.0, "refine": 0.0}
+        seconds = {"guides": 0.0, "evaluation": 0.0, "update": 0.0, "refine": 0.0}
         val_batch = None
         for step in range(steps):
             if step % o["refresh_every"] == 0:
                 val_batch = oracle.batch(self._val_batch_size(oracle))
-            started = time.perf_counter()
             report = metricopt_step(
                 model, adapters, task, oracle, next(batches), val_batch, optimizer, value_function, projection,
                 o["pairs"], ctx.generator, o["sigma"], o["alpha"], o["beta"],
             )  # fmt: skip
-            seconds["es"] += time.perf_counter() - started
+            for phase, spent in report.seconds.items():
+                seconds[phase] += spent
             if value_function is not None:
                 started = time.perf_counter()
                 x = projection(report.candidates).detach()
@@ -366,8 +372,8 @@ class MetricOpt(Method):
             ctx.log("metricopt_value_informative", float(correlation >= 0.2))
             if correlation < 0.2:
                 ctx.note(f"value function uninformative (Spearman {correlation:.2f} < 0.2 on its own run's candidates)")
-        ctx.log("metricopt_es_seconds", seconds["es"])
-        ctx.log("metricopt_refine_seconds", seconds["refine"])
+        for phase, spent in seconds.items():  # the guides, the candidates' evaluation, the optimizer update, refinement
+            ctx.log(f"metricopt_{phase}_seconds", spent)
         return ctx.finish()
 
 

@@ -13,6 +13,7 @@ caller keeps them, projected (`ObservationBuffer`), and refines the value functi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +31,7 @@ class StepReport:
     candidates: torch.Tensor
     values: torch.Tensor
     gradient: torch.Tensor
+    seconds: dict[str, float] = field(default_factory=dict)  # guides, evaluation (the candidates' queries), update
 
 
 def guides(model, adapters, task, batch, value_function: ValueFunction | None, projection: PhiProjection | None, sign: float):
@@ -68,19 +70,26 @@ def metricopt_step(
 ) -> StepReport:
     """One step (see the module docstring); `value_function` None is Guided ES with the loss guide alone."""
     sign = oracle.sign
+    started = time.perf_counter()
     loss, rows = guides(model, adapters, task, train_batch, value_function, projection, sign)
     phi = adapters.vector()
+    seconds = {"guides": time.perf_counter() - started, "evaluation": 0.0}
 
     def evaluate(candidates):
-        return sign * oracle.query_candidates(model, adapters, candidates, on=val_batch)
+        started = time.perf_counter()
+        values = sign * oracle.query_candidates(model, adapters, candidates, on=val_batch)
+        seconds["evaluation"] += time.perf_counter() - started
+        return values
 
+    started = time.perf_counter()
     gradient, candidates, values = guided_es_gradient(evaluate, phi, rows, pairs, generator, sigma, alpha, beta)
     optimizer.zero_grad(set_to_none=False)
     for p, g in zip(adapters.parameters(), adapters.as_dict(gradient).values(), strict=True):
         p.grad = g.clone()
     optimizer.step()
+    seconds["update"] = time.perf_counter() - started - seconds["evaluation"]  # sampling, the estimate, the step
     guide_cosine = cosine(rows[0], rows[1]) if len(rows) > 1 else 0.0
-    return StepReport(loss, guide_cosine, candidates, values, gradient)
+    return StepReport(loss, guide_cosine, candidates, values, gradient, seconds)
 
 
 @dataclass
