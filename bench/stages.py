@@ -9,8 +9,9 @@ the method options that shape the stage; what building it may spend) and builds 
 `Method.build_stage(model, task, oracle, ctx)`, writing files into `ctx.folder`. It is handed a copy
 of the cell's pretrained model, the task view of the train split and an oracle over val with the
 stage's own ledger: the splits a cell's method may see, never the test split. The stage's identity
-adds the task, its options, the target metric, the seed and the starting checkpoint to the method's
-key. In its cells, `ctx.stage` is the built stage's folder (read it, never write it).
+adds the method's class (not its registered name: variants of one class whose keys agree share a
+stage), the task, its options, the target metric, the seed and the starting checkpoint to the key.
+In its cells, `ctx.stage` is the built stage's folder (read it, never write it).
 
 Several tasks: a spec with `tasks` names the meta-training tasks whose train and val splits the stage
 learns from (the cell's own task among them or not). The harness hands the method one `StageSource`
@@ -97,9 +98,11 @@ class StageContext:
         self.logs[name] = float(value)
 
 
-def stage_identity(cell, spec: StageSpec, checkpoint: str, others: dict[str, str] | None = None) -> dict:
+def stage_identity(method, cell, spec: StageSpec, checkpoint: str, others: dict[str, str] | None = None) -> dict:
     identity = {
-        "method": cell.method,
+        # the class that builds it, not the registered name: variants of one class (MetricOpt's SGD and Adam)
+        # whose stage keys agree share one stage
+        "method": f"{type(method).__module__}.{type(method).__qualname__}",
         "stage": spec.key,
         "task": cell.task,
         "task_options": cell.task_options,
@@ -169,7 +172,7 @@ def build_or_reuse(
         return reuse_source(spec, cache_dir, out_dir)
     others = {name: start_of(name) for name in spec.tasks if name != cell.task} if spec.tasks else {}
     checkpoints = {name: info.get("key", "") for name, (_, _, _, info) in others.items()}
-    identity = stage_identity(cell, spec, prepared.pretrained.get("key", ""), checkpoints)
+    identity = stage_identity(method, cell, spec, prepared.pretrained.get("key", ""), checkpoints)
 
     seed = mix_seed("stage", cell.seed)  # the stage's batches, oracle draws and global RNG: not the cell's
 
@@ -192,5 +195,7 @@ def build_or_reuse(
         (folder / STAGE_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
         return {"spent": record["spent"], "seconds": record["seconds"], "logs": ctx.logs}
 
-    artifact = ArtifactStore(cache_dir).get_or_build("stages", identity, build, label=f"{cell.method}-{cell.task}-{spec.label}")
+    artifact = ArtifactStore(cache_dir).get_or_build(
+        "stages", identity, build, label=f"{type(method).__name__.lower()}-{cell.task}-{spec.label}"
+    )
     return artifact.path, {"id": key_digest(identity), "built_here": artifact.built, **artifact.info}

@@ -27,10 +27,11 @@ SMALL = {
 }
 
 
-def _cell(method="metricopt-adam", task="digits", **options):
+def _cell(method="metricopt-adam", task="digits", seed=0, **options):
     (cell,) = load_suite("smoke").select(tasks=[task], methods=["surrogate"]).cells()
     resolved = METHODS.entry(method).resolve_options("method", {**SMALL, **options})
-    return type(cell)(**{**cell.__dict__, "method": method, "method_options": resolved, "budget": Budget(steps=5, queries=0)})
+    changes = {"method": method, "method_options": resolved, "budget": Budget(steps=5, queries=0), "seed": seed}
+    return type(cell)(**{**cell.__dict__, **changes})
 
 
 def test_metricopt_meta_trains_in_a_stage_and_finetunes_the_adapters_on_batch_queries(tmp_path, checkpoint_cache):

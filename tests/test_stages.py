@@ -58,7 +58,7 @@ def _cells(method, lrs):
 def test_two_cells_share_one_stage_built_on_its_own_budget(tmp_path, temporary_method, checkpoint_cache, monkeypatch):
     builds = tmp_path / "builds.txt"
     monkeypatch.setenv("STAGE_BUILDS", str(builds))
-    temporary_method("test-stage", BuildsAStage, OPTIONS)
+    temporary_method("test-stage", type("BuildsASharedStage", (BuildsAStage,), {}), OPTIONS)  # its own class: its own stages
     env = CellEnv(device="cpu", out_dir=str(tmp_path / "out"), cache_dir=str(checkpoint_cache))
     records = [run_cell(cell, env) for cell in _cells("test-stage", [0.1, 0.2])]
     assert [r["status"] for r in records] == ["ok", "ok"], [r["reason"] for r in records]
@@ -82,7 +82,8 @@ def test_two_cells_share_one_stage_built_on_its_own_budget(tmp_path, temporary_m
 
 def test_a_different_stage_key_builds_another_stage(tmp_path, temporary_method, checkpoint_cache, monkeypatch):
     monkeypatch.setenv("STAGE_BUILDS", str(tmp_path / "builds.txt"))
-    temporary_method("test-stage-sizes", BuildsAStage, OPTIONS)
+    # a class of its own: the stage belongs to the class, and BuildsAStage's size-1 stage may exist already
+    temporary_method("test-stage-sizes", type("BuildsAnotherStage", (BuildsAStage,), {}), OPTIONS)
     env = CellEnv(device="cpu", out_dir=str(tmp_path / "out"), cache_dir=str(checkpoint_cache))
     small, large = _cells("test-stage-sizes", [0.1, 0.1])
     large = type(large)(**{**large.__dict__, "method_options": {"size": 2, "lr": 0.1}})
@@ -141,7 +142,7 @@ def test_a_suite_run_logs_the_stage_and_the_table_from_the_store_shows_it(
     from metricbench.bench.runner import RunSettings, run_suite
 
     monkeypatch.setenv("STAGE_BUILDS", str(tmp_path / "builds.txt"))
-    temporary_method("test-stage-suite", BuildsAStage, OPTIONS)
+    temporary_method("test-stage-suite", type("BuildsASuiteStage", (BuildsAStage,), {}), OPTIONS)  # its own class: its own stages
     path = tmp_path / "suite.toml"
     path.write_text('name = "stages"\ntasks = ["breast-cancer"]\nmethods = ["test-stage-suite"]\nseeds = 2\n')
     path.write_text(path.read_text() + "[budget]\nsteps = 2\nqueries = 0\n")
