@@ -371,7 +371,8 @@ class MetricOpt(Method):
             ctx.log("metricopt_value_spearman", correlation)
             ctx.log("metricopt_value_informative", float(correlation >= 0.2))
             if correlation < 0.2:
-                ctx.note(f"value function uninformative (Spearman {correlation:.2f} < 0.2 on its own run's candidates)")
+                # one text for every seed, so the table lists the seeds under one line (the value is logged above)
+                ctx.note("value function uninformative (Spearman < 0.2 with its own run's candidates)")
         for phase, spent in seconds.items():  # the guides, the candidates' evaluation, the optimizer update, refinement
             ctx.log(f"metricopt_{phase}_seconds", spent)
         return ctx.finish()
