@@ -135,9 +135,10 @@ def find_stage(reference: str, cache_dir: Path, out_dir: Path | None = None) -> 
                 stage_id = record["stage"]["id"]
                 break
     stages = Path(cache_dir) / "stages"
-    found = [f for f in stages.glob(f"*{stage_id}") if f.is_dir() and (f / STAGE_RECORD).is_file()] if stages.is_dir() else []
-    if len(found) == 1 and stage_id.isalnum():
-        return found[0]
+    if stage_id.isalnum() and stages.is_dir():  # an id is hex digits: nothing a glob would read as a pattern
+        found = [f for f in stages.glob(f"*-{stage_id}") if f.is_dir() and (f / STAGE_RECORD).is_file()]
+        if len(found) == 1:
+            return found[0]
     raise UsageError(
         f"stage '{reference}' not found: it is neither a stage folder (holding {STAGE_RECORD}) or a file in one, "
         f"a stage id under {stages}, nor the MLflow run id of a cell in {out_dir} that used a stage; "
