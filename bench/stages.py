@@ -140,8 +140,8 @@ def find_stage(reference: str, cache_dir: Path, out_dir: Path | None = None) -> 
         if len(found) == 1:
             return found[0]
     raise UsageError(
-        f"stage '{reference}' not found: it is neither a stage folder (holding {STAGE_RECORD}) or a file in one, "
-        f"a stage id under {stages}, nor the MLflow run id of a cell in {out_dir} that used a stage; "
+        f"stage '{reference}' not found: it is not a stage folder (holding {STAGE_RECORD}) or a file in one, "
+        f"a stage id under {stages}, or the MLflow run id of a cell in {out_dir} that used a stage; "
         "give the folder's path (e.g. <out>/cache/stages/<name>) or a stage id from a cell record's `stage.id`"
     )
 
