@@ -237,7 +237,7 @@ class MetricOpt(Method):
 
     def build_stage(self, model, task, oracle, ctx):
         o = self.options
-        steps = self._trajectory_steps_of(ctx)
+        steps = ctx.budget.steps // (o["trajectories"] * len(ctx.sources))  # the budget stage() gave, per trajectory
         observed, projections, own = [], [], None
         started = time.perf_counter()
         for source in ctx.sources:  # the cell's task alone, or the meta-training tasks the options name
@@ -300,9 +300,6 @@ class MetricOpt(Method):
             saved["update_rule"] = {"state_dict": rule.state_dict(), "hidden": o["rule_hidden"]}
         torch.save(saved, ctx.folder / VALUE_FILE)
 
-    def _trajectory_steps_of(self, ctx) -> int:
-        return ctx.budget.steps // (self.options["trajectories"] * len(ctx.sources))
-
     def _optimizer(self, params, saved: dict | None, ctx) -> torch.optim.Optimizer:
         o = self.options
         if o["optimizer"] == "adam":
@@ -344,7 +341,7 @@ class MetricOpt(Method):
         batches = task.train_batches(batch_size)
         steps = min(ctx.budget.steps, ctx.remaining("batch_queries") // (2 * o["pairs"]))
         buffer, predicted, measured = ObservationBuffer(), [], []
-        seconds = {"guides": 0.0, "evaluation": 0.0, "update": 0.0, "refine": 0.0}
+        seconds = {"guides": 0.0, "es": 0.0, "refine": 0.0}
         val_batch = None
         for step in range(steps):
             if step % o["refresh_every"] == 0:
@@ -373,7 +370,11 @@ class MetricOpt(Method):
             if correlation < 0.2:
                 # one text for every seed, so the table lists the seeds under one line (the value is logged above)
                 ctx.note("value function uninformative (Spearman < 0.2 with its own run's candidates)")
-        for phase, spent in seconds.items():  # the guides, the candidates' evaluation, the optimizer update, refinement
+        # the candidates' queries are timed by the ledger (the only batch queries a MetricOpt cell makes); the
+        # update is the rest of the ES phase: sampling, the estimate, the optimizer step
+        seconds["evaluation"] = oracle.spent["batch_queries"]["seconds"]
+        seconds["update"] = max(0.0, seconds.pop("es") - seconds["evaluation"])
+        for phase, spent in seconds.items():
             ctx.log(f"metricopt_{phase}_seconds", spent)
         return ctx.finish()
 
