@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from metricbench.bench import interrupts
+from metricbench.bench.anytime import AnytimeCurve
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.budget import Ledger
 from metricbench.bench.context import FinetuneContext
@@ -177,6 +178,9 @@ def prepare_finetune(cell: Cell, env: CellEnv, splits_cache: SplitCache | None =
     shutil.rmtree(folder, ignore_errors=True)  # a rerun starts from an empty folder
     folder.mkdir(parents=True)
     ledger = Ledger(cell.budget)
+    if cell.anytime:
+        test = splits.test
+        meter.anytime = AnytimeCurve(lambda: task.evaluate(model, test), ledger.to_dict, cell.budget, cell.anytime)
     ctx = FinetuneContext(
         cell.budget,
         ledger,
@@ -244,6 +248,8 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             **{k: v for k, v in p.pretrained.items() if k != "built"},
             "test": p.task.evaluate(p.model, p.splits.test),
         }
+        if p.meter.anytime is not None:
+            p.meter.anytime.start(record["pretrained"]["test"])
         try:
             p.meter.observe()  # the val curve's step 0
             finetune_started = time.perf_counter()
@@ -252,6 +258,8 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             if p.ctx.device.type == "cuda":
                 torch.cuda.synchronize(p.ctx.device)  # GPU work is asynchronous: time it when it is done
             record["finetune_seconds"] = time.perf_counter() - finetune_started
+            if p.meter.anytime is not None:  # the runner's own evaluations are not the method's time
+                record["finetune_seconds"] -= p.meter.anytime.seconds
             record["gpu_seconds"] = record["finetune_seconds"] if p.ctx.device.type == "cuda" else 0.0
             p.meter.check_finished()
         finally:
@@ -265,6 +273,10 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
         if bad:
             raise Diverged(f"test {bad[0]} is NaN")
         record["metrics"] = metrics
+        if p.meter.anytime is not None:
+            p.meter.anytime.finish(p.meter.reported_steps, metrics)
+            record["anytime"] = p.meter.anytime.points
+            record["anytime_seconds"] = p.meter.anytime.seconds
         record["status"] = "ok"
     except BaseException as exc:  # a failing cell is recorded and the suite goes on, even on SystemExit
         if isinstance(exc, KeyboardInterrupt) and interrupts.requested():

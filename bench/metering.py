@@ -6,11 +6,12 @@ updates the model's parameters, so a method that steps more often than it report
 than its budget allows, fails. Steps of optimizers over anything else (a copy of the model, a
 value function, a bridge network) are counted apart as auxiliary steps and reported, not limited.
 
-The runner's val curve (every task metric on all of val, every `curve_every` steps) is drawn here
-too, and kept here: it is the harness's own evaluation and must never inform the method. Nothing a
-method is handed refers to a `StepMeter`; `ctx.step` and the optimizer hook find the active one
-through a context variable, and the metric library is sealed while the method runs
-(`metricbench.tasks.metrics.seal`), so only the oracle and this monitor can compute metrics.
+The runner's val curve (every task metric on all of val, every `curve_every` steps) and its anytime
+test curve (`metricbench.bench.anytime`) are drawn here too, and kept here: they are the harness's
+own evaluations and must never inform the method. Nothing a method is handed refers to a
+`StepMeter`; `ctx.step` and the optimizer hook find the active one through a context variable,
+and the metric library is sealed while the method runs (`metricbench.tasks.metrics.seal`), so only
+the oracle and this monitor can compute metrics.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ class StepMeter:
         monitor: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         curve_every: int = 0,
         progress=None,
+        anytime=None,
     ):
         self.model = model
         self.budget_steps = budget_steps
         self.monitor = monitor
         self.interval = curve_interval(curve_every, budget_steps)
         self.progress = progress
+        self.anytime = anytime  # the runner's test curve (`AnytimeCurve`), or None
         self.reported_steps = 0
         self.optimizer_steps = 0  # optimizer.step() calls that updated the model's parameters
         self.aux_optimizer_steps = 0  # optimizer.step() calls over anything else
@@ -69,6 +72,9 @@ class StepMeter:
             self.observe()
             if self.progress is not None:
                 self.progress.update(self.reported_steps - self.progress.n)
+        if self.anytime is not None:
+            with seal.unsealed():
+                self.anytime.after_step(self.reported_steps)
 
     def _updates_the_model(self, optimizer: torch.optim.Optimizer) -> bool:
         params = [p for group in optimizer.param_groups for p in group["params"]]

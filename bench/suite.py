@@ -7,6 +7,7 @@ A suite file::
     tasks = ["digits", "breast-cancer"] # or "all"
     methods = "all"                     # or a list of names
     seeds = 3                           # N means seeds 0..N-1; or an explicit list [0, 7]
+    anytime = true                      # optional: anytime curves on the test split (true: 8 points per axis; N: N; false: none)
 
     [targets]                           # optional: the metrics each task's cells optimise
     digits = ["misclassification", "aucpr"]   # default: the task's first metric
@@ -40,7 +41,11 @@ from metricbench.bench.budget import ACCOUNTS, Budget
 from metricbench.bench.errors import UsageError
 from metricbench.bench.registry import suggest
 
-SUITE_KEYS = {"name", "description", "tasks", "methods", "seeds", "targets", "budget", "task_options", "method_options"}
+SUITE_KEYS = {
+    *("name", "description", "tasks", "methods", "seeds", "anytime"),
+    *("targets", "budget", "task_options", "method_options"),
+}
+DEFAULT_ANYTIME_POINTS = 8  # our default: log-spaced points per axis (steps, queries) when a suite says `anytime = true`
 BUDGET_KEYS = {*ACCOUNTS, "eval_every"}
 
 
@@ -48,8 +53,9 @@ BUDGET_KEYS = {*ACCOUNTS, "eval_every"}
 class Cell:
     """One (task, target metric, method, seed) run with everything that determines its result; picklable.
 
-    `eval_every` (the runner's val-curve interval) is how the cell is observed, not what it computes,
-    so it is left out of the cell's identity: changing it re-trains nothing.
+    `eval_every` (the runner's val-curve interval) and `anytime` (points per axis of the runner's test
+    curve, 0: none) are how the cell is observed, not what it computes, so they are left out of the
+    cell's identity: changing them changes no result (a test checks that the test curve does not).
     """
 
     suite: str
@@ -61,6 +67,7 @@ class Cell:
     budget: Budget
     target: str
     eval_every: int = 0
+    anytime: int = 0
 
     def config(self) -> dict[str, Any]:
         return {
@@ -86,6 +93,7 @@ class Suite:
     tasks: list[str]
     methods: list[str]
     seeds: list[int]
+    anytime: int = 0  # log-spaced points per axis of the runner's test curves; 0: none
     targets: dict[str, list[str]] = field(default_factory=dict)
     budget: dict[str, int] = field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -154,7 +162,16 @@ class Suite:
                     for seed in self.seeds:
                         cells.append(
                             Cell(
-                                self.name, task_name, task_options, method_name, method_options, seed, budget, target, eval_every
+                                self.name,
+                                task_name,
+                                task_options,
+                                method_name,
+                                method_options,
+                                seed,
+                                budget,
+                                target,
+                                eval_every,
+                                self.anytime,
                             )
                         )
         return cells
@@ -235,6 +252,11 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         seeds = list(range(seeds))
     elif not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
         _fail(source, f"key 'seeds' must be a positive integer or a list of integers, got {seeds!r}")
+    anytime = data.get("anytime", False)
+    if isinstance(anytime, bool):
+        anytime = DEFAULT_ANYTIME_POINTS if anytime else 0
+    elif not isinstance(anytime, int) or anytime < 0 or anytime == 1:
+        _fail(source, f"key 'anytime' must be true, false or a number of points per axis (2 or more), got {anytime!r}")
     budget = data.get("budget", {})
     if not isinstance(budget, dict):
         _fail(source, "key 'budget' must be a table")
@@ -281,6 +303,7 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         tasks=_names(source, "tasks", data["tasks"]),
         methods=_names(source, "methods", data["methods"]),
         seeds=list(seeds),
+        anytime=anytime,
         targets=targets,
         budget=dict(budget),
         task_options=options["task_options"],
