@@ -27,8 +27,10 @@ Registered variants (names with default options, like timm's model variants): `m
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import torch
 from metricbench.methods import Budget, Option, non_negative, positive, register_method
@@ -42,6 +44,7 @@ from metricbench.methods.trajectories import collect_trajectory, trajectory_sett
 from metricbench.methods.value_function import PhiProjection, ValueFunction, meta_train
 
 VALUE_FILE = "value_function.pt"
+VALUE_PREDICTIONS_FILE = "value_predictions.json"  # in the cell's folder: predicted vs measured candidates
 
 
 def _probability(value) -> bool:
@@ -363,6 +366,11 @@ class MetricOpt(Method):
                 seconds["refine"] += time.perf_counter() - started
                 ctx.log("metricopt_guide_cosine", report.guide_cosine)
             ctx.step(report.loss, metricopt_candidate_mean=sign * report.values.mean())
+        if value_function is not None and predicted and ctx.cell_dir is not None:
+            # each candidate's value predicted before it was seen, beside its measured value (both as
+            # sign * metric, lower is better), for the report's predicted-vs-observed plot
+            payload = {"metric": oracle.metric, "sign": sign, "predicted": predicted, "observed": measured}
+            (Path(ctx.cell_dir) / VALUE_PREDICTIONS_FILE).write_text(json.dumps(payload))
         if value_function is not None and len(predicted) > 1:
             correlation = spearman(torch.tensor(predicted), torch.tensor(measured))
             ctx.log("metricopt_value_spearman", correlation)
