@@ -79,10 +79,41 @@ class _BadArguments(Exception):
 
 class _Parser(argparse.ArgumentParser):
     command_parsers: dict[str, argparse.ArgumentParser]  # set on the top-level parser: its commands, by name
+    intermixed = False  # set on a command whose positionals may also follow its options
 
     def error(self, message: str):
         # argparse would print the whole usage and exit; bad input is one line, printed by main
         raise _BadArguments(self, message)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not self.intermixed:
+            return super().parse_known_args(args, namespace)
+        # plain argparse gives an optional positional no second chance: `list tasks --options 'syn*'` would
+        # leave 'syn*' over; the intermixed parse (which calls this method again, hence the flag) takes it
+        self.intermixed = False
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self.intermixed = True
+
+
+def _comparison_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layout",
+        type=_one_of("tasks", "methods", label="--layout "),
+        default="tasks",
+        metavar="{tasks,methods}",
+        help="tasks: tasks as rows, methods as columns, each method on the metric it optimised (the paper's); "
+        "methods: methods as rows and every metric as a column",
+    )
+    parser.add_argument("--baseline", default="surrogate", help="the method every other is paired with (default surrogate)")
+    parser.add_argument(
+        "--test",
+        type=_one_of("t", "wilcoxon", label="--test "),
+        default="t",
+        metavar="{t,wilcoxon}",
+        help="paired t-test (default) or Wilcoxon's signed-rank test (exact; cannot reach p < 0.05 below 6 seeds)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,13 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lister.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'synthetic*'")
     lister.add_argument("--options", action="store_true", help="also show each entry's options")
+    lister.intermixed = True  # the pattern may come after --options too
 
     table = commands.add_parser("table", help="render the comparison table from an MLflow store")
     where = table.add_mutually_exclusive_group()
     where.add_argument("--out", help="an output folder of `metricbench run` (reads its cell records)")
     where.add_argument("--tracking-uri", help="an MLflow tracking URI")
     table.add_argument("--suite", help="which suite (experiment) when the store holds several")
-    table.add_argument("--format", type=_one_of("md", "latex", "csv"), default="md", metavar="{md,latex,csv}")
+    table.add_argument("--format", type=_one_of("md", "latex", "html", "csv"), default="md", metavar="{md,latex,html,csv}")
+    _comparison_arguments(table)
     table.add_argument(
         "--published",
         nargs="?",
@@ -159,7 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --paired: comma-separated logged diagnostics to average beside them, e.g. "
         "metricopt_value_spearman,stage/heldout_spearman",
     )
+    table.add_argument(
+        "--costs", action="store_true", help="the cost table instead (calls and examples per account, steps, seconds)"
+    )
     table.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    report = commands.add_parser("report", help="write one self-contained HTML report (OUT/report.html) from the records")
+    report.add_argument("--out", required=True, help="an output folder of `metricbench run`")
+    report.add_argument("--suite", help="which suite, when the folder holds several")
+    _comparison_arguments(report)
+    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    ui = commands.add_parser("ui", help="browse a suite's runs in MLflow's UI, one row per cell (Ctrl-C stops it)")
+    ui_store = ui.add_mutually_exclusive_group()
+    ui_store.add_argument("--out", help="an output folder of `metricbench run` (serves its mlflow.db)")
+    ui_store.add_argument("--tracking-uri", help="an MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
+    ui.add_argument("--port", type=_integer, default=5000, help="port on 127.0.0.1 (default 5000; 0: any free port)")
+    ui.add_argument("--suite", help="which suite (experiment) when the store holds several")
+    ui.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     data = commands.add_parser("data", help="get a paper task's dataset: download it, check it, or write a tiny fixture")
     data.add_argument(
         "action", type=_one_of("download", "check", "fixture", label="the data action "), metavar="{download,check,fixture}"
@@ -167,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("task", metavar="TASK", help="a task that reads a dataset from disk (see `metricbench list tasks`)")
     data.add_argument("--data-dir", required=True, help="the folder that holds (or will hold) the datasets")
     data.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-    parser.command_parsers = {"run": run, "list": lister, "table": table, "data": data}
+    parser.command_parsers = {"run": run, "list": lister, "table": table, "report": report, "ui": ui, "data": data}
     return parser
 
 
@@ -253,26 +302,20 @@ def cmd_run(args) -> int:
 
 def cmd_list(args) -> int:
     if args.what == "suites":
+        import fnmatch
+
         from metricbench.bench.suite import builtin_suites, load_suite
 
-        for name, path in sorted(builtin_suites().items()):
-            suite = load_suite(str(path))
-            print(f"{name:<20} {suite.description}")
+        suites = {name: path for name, path in builtin_suites().items() if fnmatch.fnmatch(name, args.pattern)}
+        if not suites:
+            raise UsageError(f"no suites match '{args.pattern}'")
+        for name, path in sorted(suites.items()):
+            print(f"{name:<20} {load_suite(str(path)).description}")
         return 0
-    if args.what == "tasks":
-        from metricbench.tasks import TASKS as registry
-    else:
-        from metricbench.methods import METHODS as registry
-    entries = registry.entries(args.pattern)
-    if not entries:
-        raise UsageError(f"no {args.what} match '{args.pattern}'")
-    for entry in entries:
-        print(f"{entry.name:<20} {entry.description}")
-        if args.options:
-            for key, opt in entry.options.items():
-                choices = f" {{{', '.join(map(str, opt.choices))}}}" if opt.choices else ""
-                print(f"    {key} ({opt.type.__name__}{choices}, default {opt.default!r}): {opt.help}")
-    return 0
+    # the built-ins' rows come from a catalog checked against the registries: listing imports no torch
+    from metricbench.bench.listing import print_listing
+
+    return print_listing(args.what, args.pattern, args.options)
 
 
 def cmd_table(args) -> int:
@@ -289,19 +332,44 @@ def cmd_table(args) -> int:
             diagnostics = tuple(name for name in args.diagnostics.split(",") if name)
             print(paired.to_markdown(paired.paired(results, args.paired, diagnostics), args.paired, diagnostics), end="")
             return 0
-        print(tables.RENDERERS[args.format](_with_published(tables.build(results), args.published)), end="")
-        return 0
-    if args.paired:
-        raise UsageError("--paired reads the cell records: give the run's output folder with --out DIR")
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")
-    # before anything opens the store: MLflow would create an empty one at a SQLite path that holds none
-    check_tracking_uri(uri, must_exist=True)
-    from metricbench.bench import tables
+    else:
+        if args.paired:
+            raise UsageError("--paired reads the cell records: give the run's output folder with --out DIR")
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")
+        # before anything opens the store: MLflow would create an empty one at a SQLite path that holds none
+        check_tracking_uri(uri, must_exist=True)
+        from metricbench.bench import tables
 
-    results, _ = tables.collect(uri, args.suite)
-    print(tables.RENDERERS[args.format](_with_published(tables.build(results), args.published)), end="")
+        results, _ = tables.collect(uri, args.suite)
+    _check_baseline(results, args.baseline)
+    table = tables.from_results(results, args.baseline, args.test)
+    table = _with_published(table, args.published)
+    if args.costs:
+        print(tables.COST_RENDERERS[args.format](table), end="")
+    else:
+        print(tables.render(table, args.format, args.layout), end="")
+    return 0
+
+
+def _check_baseline(results, baseline: str) -> None:
+    methods = sorted({r.method for r in results})
+    if baseline not in methods:
+        from metricbench.bench.registry import suggest
+
+        raise UsageError(
+            f"--baseline '{baseline}' ran no cell here{suggest(baseline, methods)}; its methods: {', '.join(methods)}"
+        )
+
+
+def cmd_report(args) -> int:
+    from metricbench.bench import outputs, report, tables
+
+    results = tables.load_records(args.out, suite=args.suite)
+    _check_baseline(results, args.baseline)
+    path = report.write_report(args.out, outputs.derive(results, args.baseline, args.test), args.layout)
+    print(f"report: {path}")
     return 0
 
 
@@ -313,13 +381,19 @@ def _with_published(table, published: str | None):
     return tables.add_published(table, tables.load_published(published or tables.DEFAULT_PUBLISHED))
 
 
+def cmd_ui(args) -> int:
+    from metricbench.bench.ui import serve
+
+    return serve(args.out, args.tracking_uri, args.port, args.suite)
+
+
 def cmd_data(args) -> int:
     from metricbench.bench.datasets import data_command
 
     return data_command(args.action, args.task, Path(args.data_dir))
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "table": cmd_table, "data": cmd_data}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "table": cmd_table, "report": cmd_report, "ui": cmd_ui, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

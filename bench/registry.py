@@ -3,6 +3,8 @@
 A registry holds entries registered by decorator. Built-in entries live in modules that are
 imported on first lookup, plugins arrive through an entry-point group, so that `metricbench --help`
 imports nothing heavy and another package can add tasks or methods without editing this repository.
+`metricbench list` loads the plugins alone (`load_plugins`, `registered`) and reads the built-ins'
+rows from a catalog (`bench.listing`), so listing imports none of the built-in modules either.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class Registry:
         self._group = entry_point_group
         self._entries: dict[str, Entry] = {}
         self._broken: dict[str, str] = {}  # entry point -> why it failed to load
-        self._loaded = False
+        self._loaded = False  # the built-in modules imported and the plugins loaded
+        self._plugins_loaded = False
 
     def register(
         self, name: str, description: str, options: dict[str, Option] | None = None, defaults: dict[str, Any] | None = None
@@ -131,12 +134,28 @@ class Registry:
 
         return decorate
 
+    @property
+    def builtin_modules(self) -> tuple[str, ...]:
+        return self._builtin_modules
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the built-in modules have been imported (every lookup but `registered` does it)."""
+        return self._loaded
+
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
         for module in self._builtin_modules:
             importlib.import_module(module)
+        self.load_plugins()
+
+    def load_plugins(self) -> None:
+        """Load the entry points of the plugin group (once), without importing the built-in modules."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
         if self._group:
             for ep in entry_points(group=self._group):
                 try:
@@ -152,7 +171,7 @@ class Registry:
 
     def reload_plugins(self) -> None:
         """Look at entry points again (after installing a plugin in a running process)."""
-        self._loaded = False
+        self._loaded = self._plugins_loaded = False
         self._broken.clear()
         self._load()
 
@@ -179,6 +198,11 @@ class Registry:
 
     def entries(self, pattern: str = "*") -> list[Entry]:
         return [self._entries[n] for n in self.names(pattern)]
+
+    def registered(self, pattern: str = "*") -> list[Entry]:
+        """The entries registered so far, by name, without importing the built-in modules (what plugins
+        and this process have registered, and the built-ins only once something imported them)."""
+        return [self._entries[n] for n in sorted(self._entries) if fnmatch.fnmatch(n, pattern)]
 
     def __contains__(self, name: str) -> bool:
         self._load()

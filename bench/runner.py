@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from metricbench.bench import interrupts, tables
+from metricbench.bench import interrupts, outputs, tables
 from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, write_record
 from metricbench.bench.errors import UsageError
 from metricbench.bench.faults import pause_point
@@ -203,16 +203,16 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
         with store_lock(uri):
             tracker.finish_invocation(failed, computed, skipped, interrupted)
 
-    # the tables come from the records, the source of truth (MLflow is for browsing)
-    table = tables.build(tables.load_records(out_dir, {c.cell_id for c in cells}))
-    for fmt, render in tables.RENDERERS.items():
-        payload = render(table).encode()
-        atomic_write_bytes(out_dir / f"table.{tables.EXTENSIONS[fmt]}", lambda handle, data=payload: handle.write(data))
-    # what produced the tables, beside them (git commit, versions, CPU, threads)
+    # what produced the results, beside them (git commit, versions, CPU, threads)
     environment = {"suite": suite.name, **{k: v for k, v in env_tags.items() if k != "host"}}
     payload = (json.dumps(environment, indent=1, sort_keys=True) + "\n").encode()
     atomic_write_bytes(out_dir / "environment.json", lambda handle: handle.write(payload))
-    return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(table))
+    # tables, costs, cost to target, profiles and figures come from the records, the source of truth
+    derived = outputs.derive(tables.load_records(out_dir, {c.cell_id for c in cells}))
+    figures = outputs.write_outputs(out_dir, derived)
+    with store_lock(uri):
+        tracker.log_figures(figures)  # on the invocation's run, beside its cells
+    return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(derived.table))
 
 
 def _log_if_needed(tracker: Tracker, uri: str, record: dict, out_dir: Path, cell, env_tags: dict, known: dict) -> None:
@@ -281,7 +281,8 @@ def summary_text(summary: RunSummary, out_dir: Path) -> str:
     lines = [
         summary.table_markdown,
         f"cells: {summary.computed} computed, {summary.skipped} already finished, {summary.failed} failed",
-        f"tables: {out_dir / 'table.md'}, {out_dir / 'table.tex'}, {out_dir / 'table.csv'}",
+        f"tables: {out_dir / 'table.md'} (.tex, .html, .csv), costs: {out_dir / 'costs.md'}, "
+        f"cost to target: {out_dir / 'targets.md'}, profiles: {out_dir / 'profiles.md'}, figures: {out_dir / 'plots'}",
         f"MLflow store: {summary.tracking_uri}",
         ui_hint(summary.tracking_uri, summary.experiment_id),
     ]

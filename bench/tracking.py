@@ -1,4 +1,9 @@
-"""MLflow tracking: one experiment per suite, a parent run per invocation, a child run per cell.
+"""MLflow tracking: one experiment per suite, a run per invocation and a run per cell.
+
+A cell's run is not nested under its invocation's (MLflow's UI would fold the cells into one row
+under an unlabelled "+"): it names the invocation in the `metricbench.invocation` tag instead. Each
+suite's experiment carries a view of its runs page (`runs_view`: one row per cell, the target metric's
+test value as `target_test` beside task, method and seed) that `metricbench ui` links to.
 
 Everything is logged from the cell's result record after the cell ends, in batches (`log_batch`),
 never per step. The tracking URI comes from `--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a
@@ -11,7 +16,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -27,6 +31,12 @@ from metricbench.bench.files import ensure_writable_folder
 KIND_TAG = "metricbench.kind"
 DIGEST_TAG = "metricbench.record_digest"  # which record a child run holds; set once it is completely logged
 SUPERSEDED_TAG = "metricbench.superseded_by"  # on a cell's earlier runs: the run that replaced it
+INVOCATION_TAG = "metricbench.invocation"  # on a cell's run: the run of the invocation that logged it
+TARGET_TEST = "target_test"  # on a cell's run: its target metric's test value (one column for every task and target)
+RUNS_VIEW_ID = "metricbench-cells"  # the runs-page view stored on each suite's experiment
+# MLflow 3's UI reads a view of the runs page from this experiment tag when the page's URL holds
+# viewStateShareKey=<id> (and lists it under "Views"); the tag's value is {name, createdAt, state: JSON}
+_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 
 
 def record_digest(record: dict) -> str:
@@ -139,12 +149,48 @@ def check_tracking_uri(uri: str, must_exist: bool = False) -> None:
     )
 
 
+def runs_view() -> dict:
+    """The runs page as a new user needs it: the cells' runs (no invocation, no superseded run), one row
+    each by name, with the target metric's test value, the target, task, method and seed as columns
+    (MLflow's column ids; widths only apply to the columns `columnOrder` names)."""
+    columns = [f"metrics.`{TARGET_TEST}`", "tags.`target_metric`", "tags.`task`", "tags.`method`", "tags.`seed`"]
+    widths = [280, 170, 130, 130, 150, 60]
+    return {
+        "searchFilter": f"tags.`{KIND_TAG}` = 'cell' and tags.`{SUPERSEDED_TAG}` IS NULL",
+        "orderByKey": "tags.`mlflow.runName`",
+        "orderByAsc": True,
+        "selectedColumns": columns,
+        "columnOrder": ["attributes.`Run Name`", *columns],
+        "columnWidths": dict(zip(["attributes.`Run Name`", *columns], widths, strict=True)),
+    }
+
+
+def runs_view_tag() -> tuple[str, str]:
+    """The experiment tag (key, value) holding `runs_view`; the same value every time, so it is written once."""
+    state = json.dumps(runs_view(), sort_keys=True)
+    return _VIEW_TAG_PREFIX + RUNS_VIEW_ID, json.dumps({"name": "metricbench: one row per cell", "createdAt": 0, "state": state})
+
+
+def runs_link(server: str, experiment_id: str) -> str:
+    """The runs page of an experiment on an MLflow server, in the model-training layout, with `runs_view`."""
+    query = f"workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_ID}"
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def cell_run_name(record: dict) -> str:
+    """Short enough for the runs table's name column to show the seed: `digits surrogate seed0`, and
+    `digits surrogate→aucpr seed0` for a target other than the task's first metric (as the tables name it)."""
+    target = record["target_metric"]
+    default = target == (record.get("metric_names") or [target])[0]
+    return f"{record['task']} {record['method']}{'' if default else '→' + target} seed{record['seed']}"
+
+
 def ui_hint(uri: str, experiment_id: str | None) -> str:
-    anchor = f"#/experiments/{experiment_id}/runs" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri.rstrip('/')}/{anchor}"
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    return f"open its UI with: {mlflow_bin} ui --backend-store-uri {uri}  then http://127.0.0.1:5000/{anchor}"
+        return f"open {runs_link(uri, experiment_id)}" if experiment_id else f"open {uri}"
+    db = sqlite_path(uri)
+    where = f"--out {db.parent}" if db is not None and db.name == "mlflow.db" else f"--tracking-uri {uri}"
+    return f"browse the cells in MLflow's UI with: metricbench ui {where}"
 
 
 def git_commit() -> str:
@@ -231,6 +277,9 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(suite_name, artifact_location=location)
         else:
             self.experiment_id = experiment.experiment_id
+        view_key, view = runs_view_tag()
+        if experiment is None or experiment.tags.get(view_key) != view:
+            self.client.set_experiment_tag(self.experiment_id, view_key, view)
         self.parent_id: str | None = None
 
     def cell_runs(self, cell_id: str | None = None) -> dict[str, list]:
@@ -288,6 +337,15 @@ class Tracker:
         self._log_batch(self.parent_id, metrics={"cells_failed": failed, "cells_computed": computed, "cells_skipped": skipped})
         self.client.set_terminated(self.parent_id, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 
+    def log_figures(self, paths: list[Path]) -> None:
+        """The suite's figures (PNG, with their PDFs beside them) as artifacts of the invocation's run."""
+        if self.parent_id is None:
+            return
+        for path in paths:
+            for twin in (path, path.with_suffix(".pdf")):
+                if twin.is_file():
+                    self.client.log_artifact(self.parent_id, str(twin), artifact_path="plots")
+
     def _log_batch(self, run_id: str, metrics=None, params=None, tags=None, steps=None) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
@@ -324,10 +382,10 @@ class Tracker:
         if record.get("notes"):
             tags["method_notes"] = json.dumps(record["notes"])
         if self.parent_id:
-            tags["mlflow.parentRunId"] = self.parent_id
+            tags[INVOCATION_TAG] = self.parent_id  # not mlflow.parentRunId: the UI would hide the cells under it
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"{record['task']}/{record['target_metric']}/{record['method']}/seed{record['seed']}",
+            run_name=cell_run_name(record),
             tags=tags,
             start_time=int(record["started_at"] * 1000),  # the cell's own times, not the logging's
         )
@@ -345,10 +403,12 @@ class Tracker:
             "pretrained_checkpoint": record.get("pretrained", {}).get("key", ""),
         }
         metrics = {f"test/{metric_key(k)}": v for k, v in record["metrics"].items()}
+        if record["target_metric"] in record["metrics"]:  # a failed cell has no test metrics
+            metrics[TARGET_TEST] = record["metrics"][record["target_metric"]]
         metrics.update({f"pretrained_test/{metric_key(k)}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
         metrics.update(_spending(record))
         metrics["wall_seconds"] = record["wall_seconds"]
-        for key in ("finetune_seconds", "gpu_seconds"):
+        for key in ("finetune_seconds", "gpu_seconds", "anytime_seconds"):
             if key in record:
                 metrics[key] = record[key]
         self._log_batch(run_id, metrics=metrics, params=params, steps=_curve_points(record))
@@ -395,6 +455,11 @@ def _curve_points(record: dict, max_loss_points: int = 500) -> list[tuple[str, i
         (f"val/{metric_key(name)}", step, value) for name, curve in (record.get("curves") or {}).items() for step, value in curve
     ]
     points += [(f"method/{name}", step, value) for name, series in history.get("logs", {}).items() for step, value in series]
+    points += [  # the runner's anytime test curve, by step (its oracle calls are in the record)
+        (f"anytime_test/{metric_key(name)}", point["step"], value)
+        for point in record.get("anytime") or []
+        for name, value in point["metrics"].items()
+    ]
     loss = history.get("loss", [])
     window = max(1, -(-len(loss) // max_loss_points))
     for start in range(0, len(loss), window):

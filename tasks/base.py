@@ -26,7 +26,7 @@ from metricbench.tasks import metrics as metric_lib
 from metricbench.tasks import weights
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.sampling import IndexStream, ShuffledBatches
-from metricbench.tasks.splits import Batch, Split, Splits
+from metricbench.tasks.splits import Batch, Split, Splits, SplitSizes
 from torch import nn
 
 
@@ -96,6 +96,9 @@ class Task(abc.ABC):
       checkpoint's identity; an option named `weights` other than "recipe" replaces pretraining.
     - `version`: bump it when a change outside the task's own module (a shared model, a data file)
       changes what pretraining produces; the checkpoint cache key includes it.
+    - `dataset_sizes`: the sizes of the dataset the splits are made from (examples, official test set,
+      classes; for a paper task the standard dataset's, from its documentation), from which
+      `split_sizes()` declares train / val / test without loading anything.
     """
 
     kind: ClassVar[str] = ""
@@ -109,6 +112,7 @@ class Task(abc.ABC):
     weight_options: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
     eval_batch_size: ClassVar[int] = 1024
+    dataset_sizes: ClassVar[dict[str, int]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -159,6 +163,12 @@ class Task(abc.ABC):
         """Validation statistics richer than the scalar metric (Adaptive Loss Alignment's state): each
         kind defines its own; the oracle computes them on val, counted on the `stats` account."""
         raise HookContractError(f"task '{self.name}' ({self.kind}) defines no validation statistics; implement `statistics`")
+
+    def split_sizes(self) -> SplitSizes | None:
+        """How many examples train, val and test hold with this task's options, from `dataset_sizes` and
+        the options alone (no data is read): what `metricbench list tasks` shows. None: not declared.
+        The tests check it against `load_splits` for every built-in task (a paper task on its fixture)."""
+        return None
 
     def check_data(self, paths: DataPaths) -> None:
         """Raise `UsageError` (one line: the task, what is missing, how to fix it) before anything runs."""

@@ -18,6 +18,7 @@ from sklearn.datasets import load_breast_cancer
 class BreastCancerTask(TabularTask):
     num_features = 30
     num_classes = 2
+    dataset_sizes = {"examples": 569}
     metrics = ("misclassification", "aucpr", "auroc")
     pretrain = TrainRecipe(steps=100, batch_size=32, optimizer="adam", lr=3e-3)
     budget = Budget(steps=60, queries=10)

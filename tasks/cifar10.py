@@ -21,10 +21,10 @@ from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.cifar_data import ARCHIVE_MD5, FILES, FOLDER, URL, read_cifar10, write_cifar10
 from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.data import stratified_split
+from metricbench.tasks.data import stratified_sizes, stratified_split
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.download import Resource
-from metricbench.tasks.splits import Splits, TensorSplit
+from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
 from metricbench.tasks.transforms import compose, random_crop, random_flip_lr
 from metricbench.tasks.weights import start_options
 
@@ -55,6 +55,7 @@ DATA = DatasetFiles(
 )
 class Cifar10Task(ClassificationTask):
     num_classes = 10
+    dataset_sizes = {"train": 50_000, "test": 10_000}  # the five training batches, the test batch
     metrics = ("misclassification", "aucpr")
     metric_options = {"aucpr": {"average": "macro"}}
     pretrain = TrainRecipe(steps=64_000, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -76,6 +77,10 @@ class Cifar10Task(ClassificationTask):
             TensorSplit(images[val], labels[val]),
             TensorSplit(torch.from_numpy(arrays.test_images), torch.from_numpy(arrays.test_labels)),
         )
+
+    def split_sizes(self):
+        sizes = self.dataset_sizes
+        return SplitSizes(*stratified_sizes(sizes["train"], 0.0, self.options["val_fraction"], official_test=sizes["test"]))
 
     def build_model(self):
         from metricbench.tasks.paper_models import CifarResNet

@@ -12,9 +12,9 @@ from metricbench.bench.budget import Budget
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.data import stratified_split
+from metricbench.tasks.data import stratified_sizes, stratified_split
 from metricbench.tasks.models import SmallResNet
-from metricbench.tasks.splits import Splits, TensorSplit
+from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
 from sklearn.datasets import load_digits
 
 
@@ -30,6 +30,7 @@ from sklearn.datasets import load_digits
 )
 class DigitsTask(ClassificationTask):
     num_classes = 10
+    dataset_sizes = {"examples": 1_797}
     metrics = ("misclassification", "aucpr")
     metric_options = {"aucpr": {"average": "macro"}}
     pretrain = TrainRecipe(steps=150, batch_size=64, optimizer="adam", lr=3e-3)
@@ -42,6 +43,10 @@ class DigitsTask(ClassificationTask):
         o = self.options
         parts = stratified_split(digits.target, o["test_fraction"], o["val_fraction"], o["split_seed"])
         return Splits(*(TensorSplit(images[idx], labels[idx]) for idx in map(torch.as_tensor, parts)))
+
+    def split_sizes(self):
+        o = self.options
+        return SplitSizes(*stratified_sizes(self.dataset_sizes["examples"], o["test_fraction"], o["val_fraction"]))
 
     def build_model(self):
         w = self.options["width"]

@@ -12,11 +12,11 @@ import torch
 from metricbench.bench.budget import Budget
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.data import class_disjoint_split
+from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split
 from metricbench.tasks.glyphs_data import make_glyphs
 from metricbench.tasks.models import EmbeddingCNN
 from metricbench.tasks.retrieval import RetrievalTask
-from metricbench.tasks.splits import Splits, TensorSplit
+from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
 from metricbench.tasks.transforms import random_crop
 
 
@@ -53,6 +53,11 @@ class GlyphsRetrievalTask(RetrievalTask):
             TensorSplit(images[val], labels[val]),
             TensorSplit(images[test], labels[test]),
         )
+
+    def split_sizes(self):
+        o = self.options
+        classes = class_disjoint_counts(o["classes"], o["val_fraction"], o["test_fraction"])
+        return SplitSizes(*(n * o["per_class"] for n in classes))
 
     def build_model(self):
         return EmbeddingCNN(in_channels=1, embedding_dim=self.options["embedding_dim"])

@@ -32,7 +32,7 @@ from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.imagenet_data import FOLDER, MANUAL, list_image_folder, write_imagenet
 from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
 from metricbench.tasks.models import Normalized
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
 from metricbench.tasks.weights import start_options
 
 DATA = DatasetFiles(
@@ -64,6 +64,8 @@ NO_WEIGHTS = ""
 )
 class ImageNetTask(ClassificationTask):
     num_classes = 1000
+    # ILSVRC2012: training images, validation images, classes, and the smallest class's training images
+    dataset_sizes = {"train": 1_281_167, "test": 50_000, "classes": 1_000, "smallest_class": 732}
     metrics = ("misclassification", "topk-error")
     metric_options = {"topk-error": {"k": 5}}
     # only with weights = "recipe" (ours; not a default): SGD with a cosine decay over ~50 epochs at batch 256
@@ -118,6 +120,15 @@ class ImageNetTask(ClassificationTask):
             split(train_index, np.flatnonzero(is_val), False),
             split(test_index, np.arange(len(test_index.labels)), False),
         )
+
+    def split_sizes(self):
+        sizes, wanted = self.dataset_sizes, self.options["val_per_class"]
+        # each class gives min(val_per_class, a tenth of it (at least 1)) to val: the same number from every
+        # class when even the smallest class has enough, else an estimate from the mean class size
+        exact = wanted <= max(1, sizes["smallest_class"] // 10)
+        typical = sizes["smallest_class"] if exact else sizes["train"] // sizes["classes"]
+        val = sizes["classes"] * min(wanted, max(1, typical // 10))
+        return SplitSizes(sizes["train"] - val, val, sizes["test"], () if exact else ("train", "val"))
 
     def build_model(self):
         from metricbench.tasks.paper_models import nasnet_a_large, nasnet_a_mobile

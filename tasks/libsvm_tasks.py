@@ -89,6 +89,7 @@ def _options(test_fraction: float, hidden: int) -> dict[str, Option]:
 class A9ATask(TabularTask):
     num_features = 123
     num_classes = 2
+    dataset_sizes = {"examples": 32_561, "test": 16_281}  # a9a, a9a.t
     metrics = BINARY_METRICS
     metric_options = {"recall@precision": {"precision": 0.9}}
     pretrain = TrainRecipe(steps=3_000, batch_size=256, optimizer="adam", lr=1e-3)
@@ -110,6 +111,7 @@ class A9ATask(TabularTask):
 class CovtypeTask(TabularTask):
     num_features = 54
     num_classes = 2
+    dataset_sizes = {"examples": 581_012}
     metrics = ("misclassification", "aucpr")
     pretrain = TrainRecipe(steps=20_000, batch_size=512, optimizer="adam", lr=1e-3)
     budget = Budget(steps=500, queries=50)

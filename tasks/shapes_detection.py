@@ -18,7 +18,7 @@ from metricbench.tasks import Option, register_task
 from metricbench.tasks.detection import DetectionTask
 from metricbench.tasks.detectors import tiny_faster_rcnn
 from metricbench.tasks.shapes_data import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
-from metricbench.tasks.splits import ListSplit, Splits, StreamConfig, StreamSplit, list_collate
+from metricbench.tasks.splits import ListSplit, Splits, SplitSizes, StreamConfig, StreamSplit, list_collate
 from metricbench.tasks.voc import VOCDetection
 
 
@@ -71,6 +71,9 @@ class ShapesDetectionTask(DetectionTask):
             return StreamSplit(dataset, StreamConfig(num_workers=self.options["workers"], collate=list_collate))
 
         return Splits(split("train"), split("val"), split("test"))
+
+    def split_sizes(self):
+        return SplitSizes(*(self.options[f"{part}_images"] for part in ("train", "val", "test")))
 
     def build_model(self):
         return tiny_faster_rcnn(len(SHAPE_CLASSES) + 1, self.options["image_size"], width=self.options["width"])

@@ -24,14 +24,14 @@ from metricbench.bench.budget import Budget
 from metricbench.bench.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks import weights as weight_sources
-from metricbench.tasks.data import class_disjoint_split
+from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.download import Resource
 from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
 from metricbench.tasks.models import EmbeddingHead, Normalized
 from metricbench.tasks.retrieval import RetrievalTask
 from metricbench.tasks.sop_data import ARCHIVE_MD5, FOLDER, TEST_INDEX, TRAIN_INDEX, URL, read_index, write_sop
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
 from metricbench.tasks.weights import start_options
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -63,6 +63,8 @@ BACKBONES = {
     },
 )
 class SOPTask(RetrievalTask):
+    # Ebay_train.txt: images and products; Ebay_test.txt: images
+    dataset_sizes = {"train": 59_551, "train_classes": 11_318, "test": 60_502}
     metrics = ("recall@1", "recall@10", "recall@100", "recall@1000", "map@r")
     pretrain = TrainRecipe(steps=10_000, batch_size=128, optimizer="adam", lr=3e-5, weight_decay=1e-4)
     finetune = TrainRecipe(steps=500, batch_size=128, optimizer="adam", lr=3e-6, weight_decay=1e-4)
@@ -96,6 +98,13 @@ class SOPTask(RetrievalTask):
 
         everything = np.arange(len(test_index.paths))
         return Splits(split(train_index, train, True), split(train_index, val, False), split(test_index, everything, False))
+
+    def split_sizes(self):
+        # val is whole products: its images are estimated from the mean images per training product
+        sizes = self.dataset_sizes
+        _, val_classes, _ = class_disjoint_counts(sizes["train_classes"], self.options["val_fraction"], 0.0)
+        val = round(sizes["train"] * val_classes / sizes["train_classes"])
+        return SplitSizes(sizes["train"] - val, val, sizes["test"], ("train", "val"))
 
     def build_model(self):
         import torchvision

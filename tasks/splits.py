@@ -336,3 +336,14 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+class SplitSizes(NamedTuple):
+    """How many examples (images, rows, items) train, val and test hold for a task's options, declared
+    by the task (`Task.split_sizes`) without loading its data. `approximate` names the splits whose size
+    is an estimate: it depends on which classes the split seed draws, and classes differ in size."""
+
+    train: int
+    val: int
+    test: int
+    approximate: tuple[str, ...] = ()

@@ -30,6 +30,10 @@ class SyntheticBinaryTask(TabularTask):
     pretrain = TrainRecipe(steps=300, batch_size=256, optimizer="adam", lr=1e-3)
     budget = Budget(steps=100, queries=10)
 
+    @property
+    def dataset_sizes(self):
+        return {"examples": self.options["samples"]}
+
     def load_arrays(self, paths):
         features, labels = make_classification(
             n_samples=self.options["samples"],

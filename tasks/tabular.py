@@ -1,10 +1,11 @@
 """The tabular kind: feature vectors, a class label each, an MLP; A9A- and CoverType-like tasks.
 
 A concrete tabular task is its data and nothing else: it implements `load_arrays(paths)` (features,
-labels and, when the dataset has one, its official test set) and sets `num_features` and
-`num_classes`. The split (stratified, seeded by the `split_seed` option, val carved from training
-data), the standardisation (training statistics only) and the model (an MLP with BatchNorm) are
-shared, as are the options `tabular_options()` returns.
+labels and, when the dataset has one, its official test set) and sets `num_features`, `num_classes`
+and `dataset_sizes` (`examples`, and `test` for an official test set). The split (stratified,
+seeded by the `split_seed` option, val carved from training data), the standardisation (training
+statistics only) and the model (an MLP with BatchNorm) are shared, as are the options
+`tabular_options()` returns.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 from metricbench.bench.registry import Option
 from metricbench.tasks.base import DataPaths
 from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.data import standardize, stratified_split
+from metricbench.tasks.data import standardize, stratified_sizes, stratified_split
 from metricbench.tasks.models import MLP
-from metricbench.tasks.splits import Splits, TensorSplit
+from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
 
 
 @dataclass
@@ -47,7 +48,8 @@ def tabular_options(test_fraction: float, val_fraction: float, hidden: int, **ex
 
 
 class TabularTask(ClassificationTask):
-    """Hooks: `load_arrays(paths) -> TabularArrays`; class attributes `num_features`, `num_classes`."""
+    """Hooks: `load_arrays(paths) -> TabularArrays`; class attributes `num_features`, `num_classes`,
+    `dataset_sizes` ({"examples": N} and, with an official test set, "test")."""
 
     num_features: int = 0
 
@@ -66,6 +68,12 @@ class TabularTask(ClassificationTask):
             return TensorSplit(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
 
         return Splits(split(x_train, data.labels[train]), split(x_val, data.labels[val]), split(x_test, y_test))
+
+    def split_sizes(self) -> SplitSizes | None:
+        sizes, o = self.dataset_sizes, self.options
+        if "examples" not in sizes:
+            return None
+        return SplitSizes(*stratified_sizes(sizes["examples"], o["test_fraction"], o["val_fraction"], sizes.get("test")))
 
     def build_model(self):
         hidden = self.options["hidden"]

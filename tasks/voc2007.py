@@ -29,7 +29,7 @@ from metricbench.tasks import weights as weight_sources
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.detection import DetectionTask
 from metricbench.tasks.download import Resource
-from metricbench.tasks.splits import Splits, StreamConfig, StreamSplit, list_collate, worker_count
+from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, list_collate, worker_count
 from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc_fixture
 from metricbench.tasks.weights import start_options
 
@@ -95,6 +95,7 @@ def flip_left_right(image: torch.Tensor, target: dict, generator: torch.Generato
 )
 class VOC2007Task(DetectionTask):
     num_classes = len(VOC_CLASSES)
+    dataset_sizes = {"trainval": 5_011, "test": 4_952}  # ImageSets/Main/trainval.txt, test.txt
     metrics = ("voc-map", "coco-map")
     metric_options = {"voc-map": {"interpolation": "11point", "protocol": "py-faster-rcnn"}}
     # ours, on the scale of torchvision's VOC-style finetuning: SGD 0.01 (for batch 8), cosine, ~12 epochs of 4.5k images
@@ -107,6 +108,11 @@ class VOC2007Task(DetectionTask):
 
     def imagenet_weights(self) -> str:
         return MODELS[self.options["model"]][1]
+
+    def split_sizes(self):
+        sizes = self.dataset_sizes
+        n_val = round(self.options["val_fraction"] * sizes["trainval"])
+        return SplitSizes(sizes["trainval"] - n_val, n_val, sizes["test"])
 
     def load_splits(self, paths):
         root = paths.data_dir / ROOT

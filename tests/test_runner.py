@@ -36,7 +36,10 @@ def test_smoke_run_leaves_tables_and_a_complete_mlflow_store(smoke_run):
     for run in cells:
         params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
         assert {"task", "method", "seed", "budget.steps", "budget.queries", "method.lr", "pretrained_checkpoint"} <= set(params)
-        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        # not nested (MLflow's UI would fold the cells under the invocation): a plain tag names it
+        assert tags["metricbench.invocation"] == parent.info.run_id and "mlflow.parentRunId" not in tags
+        assert run.info.run_name == f"{tags['task']} {tags['method']} seed{tags['seed']}"  # the seed stays visible
+        assert metrics["target_test"] == metrics[f"test/{tags['target_metric']}"]  # one column for every task
         assert {"git_commit", "torch_version", "mlflow_version", "device", "cell_id"} <= set(tags)
         assert tags["status"] == "ok" and run.info.status == "FINISHED"
         assert {
