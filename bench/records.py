@@ -55,7 +55,7 @@ class CellResult:
 
 
 def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) -> tuple[list[CellResult], str]:
-    """The latest child run of every cell in the experiment (or of the given cells); and its name."""
+    """The latest complete run of every cell in the experiment (or of the given cells); and its name."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

@@ -29,7 +29,7 @@ from metricbench.bench.faults import pause_point
 from metricbench.bench.files import ensure_writable_folder
 
 KIND_TAG = "metricbench.kind"
-DIGEST_TAG = "metricbench.record_digest"  # which record a child run holds; set once it is completely logged
+DIGEST_TAG = "metricbench.record_digest"  # which record a cell's run holds; set once it is completely logged
 SUPERSEDED_TAG = "metricbench.superseded_by"  # on a cell's earlier runs: the run that replaced it
 INVOCATION_TAG = "metricbench.invocation"  # on a cell's run: the run of the invocation that logged it
 TARGET_TEST = "target_test"  # on a cell's run: its target metric's test value (one column for every task and target)
@@ -283,7 +283,7 @@ class Tracker:
         self.parent_id: str | None = None
 
     def cell_runs(self, cell_id: str | None = None) -> dict[str, list]:
-        """cell id -> its child runs in this store (newest first); only `cell_id`'s when given."""
+        """cell id -> its runs in this store (newest first); only `cell_id`'s when given."""
         found: dict[str, list] = {}
         token = None
         wanted = f"tags.`{KIND_TAG}` = 'cell'" + (f" and tags.cell_id = '{cell_id}'" if cell_id else "")
@@ -360,7 +360,7 @@ class Tracker:
             metric_objs, param_objs, tag_objs = metric_objs[1000:], param_objs[100:], tag_objs[100:]
 
     def log_cell(self, record: dict, record_file: Path, env_tags: dict[str, str], cell_dir: Path | None = None) -> str:
-        """Create the cell's child run from its record (and the method's files in `cell_dir`, as
+        """Create the cell's run from its record (and the method's files in `cell_dir`, as
         artifacts under `method/`); return the run id."""
         tags = {
             KIND_TAG: "cell",

@@ -17,6 +17,7 @@ see `tracking.runs_view`); `ui` stores that view too, for stores logged before i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -40,6 +41,11 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 180  # seconds for the server to answer /health (about 3 s on an idle 2-core VM)
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 APP = "mlflow.server.fastapi_app:app"  # what `mlflow server` serves with uvicorn
+# ports browsers refuse to open (the Fetch standard's "bad ports"; Chromium: ERR_UNSAFE_PORT)
+BAD_PORTS = {1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110}
+BAD_PORTS |= {111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531}
+BAD_PORTS |= {532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190}
+BAD_PORTS |= {5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
 
 
 class _Stop(Exception):
@@ -90,12 +96,16 @@ def check_port(port: int) -> int:
     """The port to serve on (0: any free one), after proving it can be listened on."""
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535 (or 0: any free port), got {port}")
+    if port in BAD_PORTS:
+        raise UsageError(
+            f"browsers refuse to open port {port} (an unsafe port, e.g. for mail or SIP); choose another with --port N"
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind((HOST, port))
         except OSError as exc:
-            if exc.errno == 98:  # EADDRINUSE
+            if exc.errno == errno.EADDRINUSE:
                 raise UsageError(f"port {port} on {HOST} is in use (another UI?); choose another with --port N") from None
             raise UsageError(f"cannot listen on {HOST}:{port} ({exc.strerror}); choose another port with --port N") from None
         return probe.getsockname()[1]
@@ -262,15 +272,20 @@ def serve(out: str | None, tracking_uri: str | None, port: int, suite: str | Non
     uri = store_uri(out, tracking_uri)
     if uri.startswith(("http://", "https://")):
         check_tracking_uri(uri)
-        search = _api(uri, "experiments/search?max_results=1000").get("experiments", [])
-        experiment_id, _ = choose_experiment({e["experiment_id"]: e["name"] for e in search}, suite, uri)
+        try:
+            search = _api(uri, "experiments/search?max_results=1000").get("experiments", [])
+            experiment_id, _ = choose_experiment({e["experiment_id"]: e["name"] for e in search}, suite, uri)
+            link = _link(uri, experiment_id)
+        except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:  # e.g. a server that wants a login
+            print(f"metricbench: error: cannot read the experiments of {uri} ({exc})", file=sys.stderr)
+            return 1
         print(f"metricbench: {uri} is an MLflow server: its UI is there already, nothing started", file=sys.stderr)
-        print(_link(uri, experiment_id), flush=True)
+        print(link, flush=True)
         return 0
+    port = check_port(port)
     check_tracking_uri(uri, must_exist=True)  # a SQLite file holding MLflow's tables: nothing gets created
     db = sqlite_path(uri)
     experiment_id, name = choose_experiment(_sqlite_experiments(db), suite, uri)
-    port = check_port(port)
     # both stop it, even where SIGINT came in ignored (a job started in the background by a script)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, _on_sigterm)
     server = None
