@@ -1,8 +1,8 @@
 """Figures (matplotlib, PNG and PDF) built from the results DataFrames.
 
-- `anytime_figure`: per (task, target), the test metric vs optimizer steps and vs oracle calls for
-  every method: the median over seeds as a line, the range over seeds as a band (each seed's curve is a
-  step function held between its evaluation points);
+- `anytime_figure`: per (task, target), the test metric's change from each seed's own checkpoint vs
+  optimizer steps and vs oracle calls for every method: the median over seeds as a line, the range over
+  seeds as a band (each seed's curve is a step function held between its evaluation points);
 - `final_figure`: the final test metric per method with its 95% confidence interval, per (task, target);
 - `profile_figure`: the performance profiles (`metricbench.bench.profiles`);
 - `value_figure`: MetricOpt's value function, predicted vs measured value of the candidates it had not
@@ -56,23 +56,37 @@ def anytime_figure(curves, task: str, target: str):
     of = curves[(curves["task_label"] == task) & (curves["target"] == target) & (curves["metric"] == target)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     direction = of["direction"].iloc[0] if len(of) else ""
+    colors = {}
     for method, group in of.groupby("method_label", sort=True):
         for axis, x in zip(axes, ("step", "queries"), strict=True):
-            seeds = [g.sort_values([x, "step"]) for _, g in group.groupby("seed")]
-            grid = sorted({float(v) for g in seeds for v in g[x]})
+            # paired: each seed's curve minus its own checkpoint (step 0), so the spread between checkpoints
+            # does not fill the band
+            seeds = []
+            for _, g in group.groupby("seed"):
+                g = g.sort_values(["step"])
+                start = float(g["value"].iloc[0])
+                seeds.append((list(g[x].astype(float)), [v - start for v in g["value"]]))
+            grid = sorted({v for xs, _ in seeds for v in xs})
             if not grid:
                 continue
-            columns = [_step_values(list(g[x].astype(float)), list(g["value"]), grid) for g in seeds]
-            median, low, high = _quantiles(columns)
-            line = axis.step(grid, median, where="post", label=method, lw=1.4)[0]
-            axis.fill_between(grid, low, high, step="post", alpha=0.18, color=line.get_color(), lw=0)
+            median, low, high = _quantiles([_step_values(xs, ys, grid) for xs, ys in seeds])
+            color = colors.get(method)
+            if len(grid) == 1:  # no oracle call at all: the final change, at 0
+                line = axis.plot([0], [median[-1]], marker="o", ls="", color=color, label=f"{method} (no oracle call)")[0]
+            else:
+                line = axis.step(grid, median, where="post", label=method, lw=1.4, color=color)[0]
+                axis.fill_between(grid, low, high, step="post", alpha=0.18, color=line.get_color(), lw=0)
+            colors[method] = line.get_color()
     for axis, label in zip(axes, ("optimizer steps", "oracle calls (every account but steps)"), strict=True):
         axis.set_xscale("symlog", linthresh=1.0)
         axis.set_xlabel(label)
-        axis.set_ylabel(f"test {target} ({'higher' if direction == 'higher' else 'lower'} is better)")
+        axis.axhline(0.0, color="grey", lw=0.6)
+        axis.set_ylabel(
+            f"test {target} minus the seed's start ({'higher' if direction == 'higher' else 'lower'} is better)", fontsize=7
+        )
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{task}: anytime test curve (median over seeds, band: range)", fontsize=9)
+        axis.legend(fontsize=6)
+    fig.suptitle(f"{task}: anytime test curve, change from each seed's checkpoint (median over seeds, band: range)", fontsize=9)
     fig.tight_layout()
     return fig
 
