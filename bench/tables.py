@@ -129,8 +129,8 @@ def build(results_or_frame, baseline: str = "surrogate", test: str = "t") -> Tab
     from metricbench.bench import results as results_module
 
     frame = results_or_frame
-    if isinstance(results_or_frame, list):
-        frame = results_module.frame(results_or_frame)
+    if isinstance(results_or_frame, list):  # CellResults also carry the methods' notes, which the frame does not
+        return add_notes(build(results_module.frame(results_or_frame), baseline, test), results_or_frame)
     cells = frame[frame["record"] == "cell"]
     if cells.empty:
         raise UsageError("no finished cells to tabulate; run `metricbench run` first")
@@ -252,7 +252,7 @@ def add_notes(table: Table, results: list[CellResult]) -> Table:
 
 def from_results(results: list[CellResult], baseline: str = "surrogate", test: str = "t") -> Table:
     """The table of a list of `CellResult`s, with the methods' notes."""
-    return add_notes(build(results, baseline, test), results)
+    return build(results, baseline, test)
 
 
 # ----------------------------------------------------------------------------- published numbers

@@ -72,12 +72,13 @@ def test_two_cells_share_one_stage_built_on_its_own_budget(tmp_path, temporary_m
         assert r["history"]["logs"]["stage_values"] == [(0, 2.0)]
 
     table = tables.build([tables.from_record(r) for r in records])
-    stage_rows = [key for key in table.spending if key[0].endswith("(stage)")]
+    stage_rows = [key for key in table.costs if key[0].endswith("(stage)")]
     assert stage_rows == [("test-stage (lr=0.1) (stage)", "breast-cancer"), ("test-stage (lr=0.2) (stage)", "breast-cancer")]
-    assert all(table.spending[row]["queries"].values == [2] for row in stage_rows)  # the stage each row used, once
+    # the stage each row used, once
+    assert all((table.costs[row].n, table.costs[row].means["queries_calls"]) == (1, 2) for row in stage_rows)
     doubled = tables.build([tables.from_record(r) for r in records + records[:1]])  # a row's cells sharing one stage
-    assert doubled.spending[stage_rows[0]]["queries"].values == [2]
-    assert "a `(stage)` row is what a method built once" in tables.to_markdown(table)
+    assert doubled.costs[stage_rows[0]].n == 1
+    assert "A `(stage)` row is what a method built once" in tables.costs_markdown(table)
 
 
 def test_a_different_stage_key_builds_another_stage(tmp_path, temporary_method, checkpoint_cache, monkeypatch):
@@ -151,8 +152,9 @@ def test_a_suite_run_logs_the_stage_and_the_table_from_the_store_shows_it(
     assert (tmp_path / "builds.txt").read_text() == "built\nbuilt\n"  # one stage per seed
     from_store, _ = tables.collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "stages")
     table = tables.build(from_store)
-    assert table.spending[("test-stage-suite (stage)", "breast-cancer")]["queries"].values == [2, 2]
-    assert "| test-stage-suite (stage) | breast-cancer | 3 | 2 | 0 | 0 | 0 |" in (tmp_path / "out" / "table.md").read_text()
+    stage = table.costs[("test-stage-suite (stage)", "breast-cancer")]  # one stage per seed: two, each 2 queries
+    assert (stage.n, stage.means["queries_calls"]) == (2, 2)
+    assert "| test-stage-suite (stage) | breast-cancer | 2 | – | 2 |" in (tmp_path / "out" / "costs.md").read_text()
 
 
 class OverspendsItsStage(BuildsAStage):
