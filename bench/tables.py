@@ -573,7 +573,7 @@ def to_html(table: Table, layout: str = "tasks") -> str:
         for row in body
     )
     out = f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n'
-    out += f'<p class="caption">{html.escape(caption(table))}</p>\n'
+    out += f'<p class="caption">{html.escape(caption(table, layout))}</p>\n'
     if table.notes:
         out += (
             '<ul class="notes">'

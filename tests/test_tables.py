@@ -133,6 +133,7 @@ def test_layouts_and_formats():
 
     checker = Checker()
     checker.feed(tables.to_html(table))
+    assert "each entry is the method" in tables.to_html(table) and "each entry" not in tables.to_html(table, "methods")
     assert checker.open == [] and checker.bold == 1
 
 
