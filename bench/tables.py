@@ -409,12 +409,19 @@ def caption(table: Table, layout: str = "methods") -> str:
         f"(`{table.baseline}` itself: than every other row) and improved on its start. (pretrained) is the shared "
         "starting checkpoint; a row `method → metric` optimised that metric, the others each task's first metric."
     )
+    if not table.comparisons:  # "Holm's correction across 0 comparisons" would read as if something was tested
+        text = text.replace(
+            text[text.index("On the metric a row optimised") : text.index(" (pretrained) is the shared")],
+            f"No row could be tested against `{table.baseline}` (a test needs its finished runs on the row's task and "
+            "target for at least two of the row's seeds), so nothing is marked or bold; `metricbench table --baseline "
+            "METHOD` pairs the rows with another method.",
+        )
     if layout == "tasks":
         text = text.replace(
             "; a row `method → metric` optimised that metric, the others each task's first metric.",
             "; each entry is the method's run that optimised the row's metric (`--layout methods` shows every metric).",
         )
-    if table.test == "wilcoxon" and table.max_seeds < 6:
+    if table.test == "wilcoxon" and table.max_seeds < 6 and table.comparisons:
         text += f" With {table.max_seeds} seeds the Wilcoxon test cannot reach p < 0.05 (its smallest p is 2/2^n)."
     return text
 

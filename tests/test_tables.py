@@ -104,6 +104,17 @@ def test_wilcoxon_option_and_its_caption_below_six_seeds():
     assert "cannot reach" not in tables.to_markdown(tables.from_results(_results(), test="wilcoxon"))
 
 
+def test_a_table_without_its_baseline_says_nothing_was_tested():
+    cells = [c for c in _results() if c.method != "surrogate"]
+    for test in ("t", "wilcoxon"):
+        table = tables.from_results(cells, test=test)
+        assert table.comparisons == 0 and not table.best(("t", "misclassification", "lower"))
+        text = tables.to_markdown(table)
+        assert "No row could be tested against `surrogate`" in text and "--baseline METHOD" in text
+        assert "comparisons" not in text and "▲" not in text and "cannot reach" not in text
+    assert "No row could be tested" not in tables.to_markdown(tables.from_results(cells, "good"))
+
+
 def test_layouts_and_formats():
     table = tables.from_results(_results())
     by_tasks = tables.to_markdown(table, "tasks")
