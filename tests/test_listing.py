@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from metricbench.bench.cli import main
 from metricbench.tasks import TASKS, create_task, list_tasks
 from metricbench.tasks.base import DataPaths
 from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split, stratified_sizes, stratified_split
+from plugin_package import write_plugin
 
 HEAVY = ("torch", "mlflow", "sklearn", "torchvision", "timm")
 
@@ -119,8 +119,10 @@ def test_a_pattern_that_matches_nothing_or_a_stray_word_is_one_line_and_exit_2(c
 
 
 def test_a_plugins_tasks_and_methods_are_listed_beside_the_builtins(tmp_path):
-    (tmp_path / "mb_list_plugin.py").write_text(
-        textwrap.dedent("""
+    write_plugin(
+        tmp_path,
+        "mb_list_plugin",
+        """
         from metricbench.methods import register_method
         from metricbench.methods.base import Method
         from metricbench.tasks import Option, register_task
@@ -143,13 +145,7 @@ def test_a_plugins_tasks_and_methods_are_listed_beside_the_builtins(tmp_path):
         class PluginNoop(Method):
             def finetune(self, model, task, oracle, ctx):
                 return ctx.finish()
-    """)
-    )
-    dist = tmp_path / "mb_list_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-list-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[metricbench.tasks]\ndemo = mb_list_plugin\n\n[metricbench.methods]\ndemo = mb_list_plugin\n"
+    """,
     )
     env = _env(PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
 

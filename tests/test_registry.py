@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from metricbench.bench.errors import UsageError
 from metricbench.methods import METHODS, create_method, list_methods
 from metricbench.tasks import TASKS, create_task, list_tasks
+from plugin_package import write_plugin
 
 
 def test_builtin_tasks_and_methods_are_listed():
@@ -42,8 +41,10 @@ def test_option_type_and_choices_are_checked():
 
 
 def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
-    (tmp_path / "mb_plugin_demo.py").write_text(
-        textwrap.dedent("""
+    write_plugin(
+        tmp_path,
+        "mb_plugin_demo",
+        """
         from metricbench.methods import register_method
         from metricbench.methods.base import Method
         from metricbench.tasks import register_task
@@ -57,13 +58,7 @@ def test_a_plugin_package_registers_through_entry_points(tmp_path, monkeypatch):
         class PluginNoop(Method):
             def finetune(self, model, task, oracle, ctx):
                 return ctx.finish()
-    """)
-    )
-    dist = tmp_path / "mb_plugin_demo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-plugin-demo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[metricbench.tasks]\ndemo = mb_plugin_demo\n\n[metricbench.methods]\ndemo = mb_plugin_demo\n"
+    """,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
@@ -101,11 +96,7 @@ def test_a_class_registered_as_two_variants_keeps_each_name_and_its_defaults():
 
 
 def test_a_plugin_that_fails_to_import_is_one_warning_and_only_what_asks_for_it_fails(tmp_path, monkeypatch, capsys):
-    (tmp_path / "mb_broken_plugin.py").write_text("import a_module_that_does_not_exist\n")
-    dist = tmp_path / "mb_broken_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mb-broken-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[metricbench.methods]\nbroken = mb_broken_plugin\n")
+    write_plugin(tmp_path, "mb_broken_plugin", "import a_module_that_does_not_exist\n", ("methods",), "broken")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         METHODS.reload_plugins()
