@@ -398,32 +398,37 @@ def _grid(table: Table, layout: str, cell) -> tuple[list[str], list[list[str]]]:
 
 
 def caption(table: Table, layout: str = "methods") -> str:
-    test = TEST_NAMES[table.test]
-    text = (
-        f"Test metrics: mean ± sample std over seeds; Δ: the mean change from each seed's own pretrained checkpoint "
-        f"(positive = better, whatever the metric's direction) with its 95% t confidence interval; n: finished seeds. "
-        f"On the metric a row optimised, it is paired seed by seed with `{table.baseline}` (same task, target and "
-        f"checkpoint) by a {test}, with Holm's correction across the table's {table.comparisons} comparisons: "
-        f"{MARKS[1]} significantly better, {MARKS[-1]} significantly worse (adjusted p < {ALPHA}). Bold: the column's best "
-        f"row among those that optimised its metric, only when it is significantly better than `{table.baseline}` "
-        f"(`{table.baseline}` itself: than every other row) and improved on its start. (pretrained) is the shared "
-        "starting checkpoint; a row `method → metric` optimised that metric, the others each task's first metric."
-    )
-    if not table.comparisons:  # "Holm's correction across 0 comparisons" would read as if something was tested
-        text = text.replace(
-            text[text.index("On the metric a row optimised") : text.index(" (pretrained) is the shared")],
+    parts = [
+        "Test metrics: mean ± sample std over seeds; Δ: the mean change from each seed's own pretrained checkpoint "
+        "(positive = better, whatever the metric's direction) with its 95% t confidence interval; n: finished seeds."
+    ]
+    if table.comparisons:
+        parts.append(
+            f"On the metric a row optimised, it is paired seed by seed with `{table.baseline}` (same task, target and "
+            f"checkpoint) by a {TEST_NAMES[table.test]}, with Holm's correction across the table's {table.comparisons} "
+            f"comparisons: {MARKS[1]} significantly better, {MARKS[-1]} significantly worse (adjusted p < {ALPHA}). "
+            f"Bold: the column's best row among those that optimised its metric, only when it is significantly better "
+            f"than `{table.baseline}` (`{table.baseline}` itself: than every other row) and improved on its start."
+        )
+    else:  # "Holm's correction across 0 comparisons" would read as if something was tested
+        parts.append(
             f"No row could be tested against `{table.baseline}` (a test needs its finished runs on the row's task and "
             "target for at least two of the row's seeds), so nothing is marked or bold; `metricbench table --baseline "
-            "METHOD` pairs the rows with another method.",
+            "METHOD` pairs the rows with another method."
         )
     if layout == "tasks":
-        text = text.replace(
-            "; a row `method → metric` optimised that metric, the others each task's first metric.",
-            "; each entry is the method's run that optimised the row's metric (`--layout methods` shows every metric).",
+        parts.append(
+            "(pretrained) is the shared starting checkpoint; each entry is the method's run that optimised the row's "
+            "metric (`--layout methods` shows every metric)."
+        )
+    else:
+        parts.append(
+            "(pretrained) is the shared starting checkpoint; a row `method → metric` optimised that metric, the others "
+            "each task's first metric."
         )
     if table.test == "wilcoxon" and table.max_seeds < 6 and table.comparisons:
-        text += f" With {table.max_seeds} seeds the Wilcoxon test cannot reach p < 0.05 (its smallest p is 2/2^n)."
-    return text
+        parts.append(f"With {table.max_seeds} seeds the Wilcoxon test cannot reach p < 0.05 (its smallest p is 2/2^n).")
+    return " ".join(parts)
 
 
 def to_markdown(table: Table, layout: str = "tasks") -> str:
