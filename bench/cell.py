@@ -8,6 +8,7 @@ The record written by `write_record` is the source of truth; MLflow is filled fr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -42,7 +43,8 @@ class CellEnv:
     out_dir: str
     cache_dir: str
     data_dir: str | None = None
-    progress: bool = False
+    progress: bool = False  # progress bars (a terminal)
+    lines: bool = False  # one plain line per pretraining and stage built (no terminal: a log file, CI)
 
     def data_paths(self) -> DataPaths:
         return DataPaths(Path(self.data_dir) if self.data_dir else None, Path(self.cache_dir) / "datasets")
@@ -151,6 +153,8 @@ def pretrained_start(task_name: str, task_options: dict, seed: int, env: CellEnv
     splits = cache.get(task, json.dumps(task_options, sort_keys=True), env.data_paths()).to(device)
     pretrain_bar = _bar_factory(env, f"pretrain {task_name}/seed{seed}")
     state, info = pretrained_checkpoint(task, splits, seed, device, ArtifactStore(Path(env.cache_dir)), pretrain_bar)
+    if info["built"]:
+        say_line(env, f"pretrained {task_name} seed {seed} in {info['seconds']:.1f} s")
     model = seeded_model(task, seed).to(device)
     model.load_state_dict(state)
     model.train()
@@ -233,6 +237,8 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
         "history": {},
         "curves": {},
         "started_at": started,
+        # the machine's load when the cell started and ended: seconds measured under contention say so
+        "load_average": {"start": os.getloadavg()[0], "cores": os.cpu_count()},
     }
     p = None
     try:
@@ -243,6 +249,9 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             p.ctx.stage, record["stage"] = build_or_reuse(
                 method, spec, cell, p, Path(env.cache_dir), Path(env.out_dir), _other_starts(cell, env, splits_cache, p)
             )
+            if record["stage"]["built_here"]:
+                seconds = record["stage"]["seconds"]
+                say_line(env, f"stage of {cell.method} for {cell.task}/{cell.target} seed {cell.seed} built in {seconds:.1f} s")
         # the starting point's metrics, computed now with the current metric code (never cached)
         record["pretrained"] = {
             **{k: v for k, v in p.pretrained.items() if k != "built"},
@@ -279,8 +288,10 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             record["anytime_seconds"] = p.meter.anytime.seconds
         record["status"] = "ok"
     except BaseException as exc:  # a failing cell is recorded and the suite goes on, even on SystemExit
-        if isinstance(exc, KeyboardInterrupt) and interrupts.requested():
-            raise  # a real Ctrl-C stops the suite; a method raising KeyboardInterrupt itself does not
+        if interrupts.requested():
+            # a real Ctrl-C stops the suite, whatever it made the cell raise (a DataLoader worker the
+            # terminal's SIGINT ended); a method raising KeyboardInterrupt itself fails only its cell
+            raise KeyboardInterrupt from exc
         if isinstance(exc, UsageError) and p is None:
             raise  # the user's data or weights cannot be used (a corrupt file): one line, exit 2, before the method ran
         record["reason"] = _one_line(exc)
@@ -290,7 +301,14 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
             p.meter.progress.close()
     record["wall_seconds"] = time.time() - started
     record["finished_at"] = time.time()
+    record["load_average"]["end"] = os.getloadavg()[0]
     return record
+
+
+def say_line(env: CellEnv, message: str) -> None:
+    """One plain progress line on stderr, flushed at once (when no terminal shows bars)."""
+    if env.lines:
+        print(f"metricbench: {message}", file=sys.stderr, flush=True)
 
 
 def _bar_factory(env: CellEnv, description: str):

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=_integer,
         default=None,
-        help="PyTorch CPU threads (default 0: PyTorch's own, one per core; 1 can be faster on a busy machine)",
+        help="PyTorch CPU threads (default 1: never far from the fastest, idle or busy; 0: PyTorch's own, one per core)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-cell messages")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -281,6 +281,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def cmd_run(args) -> int:
+    from metricbench.bench import interrupts
+
+    # from the first instant: a Ctrl-C while the suite is validated is honoured at the run's first safe point
+    with interrupts.ctrl_c_stops_the_suite():
+        return _run(args)
+
+
+def _run(args) -> int:
     from metricbench.bench.runner import RunSettings, run_suite, summary_text
     from metricbench.bench.suite import load_suite
 

@@ -1,7 +1,8 @@
 """Set up the project's virtual environment and run the quick suite or the tests.
 
     python3 -m bench.dev quick [metricbench run options]   # set up, then `metricbench run quick`
-    python3 -m bench.dev test [pytest options]             # set up, then the test suite
+    python3 -m bench.dev test [pytest options]             # set up, then the fast test tier (-m "not slow")
+    python3 -m bench.dev test -m slow [pytest options]     # the slow tier (whole suites, real processes)
 
 Standard library only (it runs before anything is installed). The environment lives in `.venv`;
 it is (re)installed only when pyproject.toml changed since the last install, so a second call
@@ -57,7 +58,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "quick":
         command = [_bin("metricbench"), "run", "quick", *argv[1:]]
     else:
-        command = [_bin("python"), "-m", "pytest", *argv[1:]]
+        # the fast tier unless the caller chose a marker expression (`-m slow`: the slow tier)
+        tier = [] if any(a.startswith("-m") for a in argv[1:]) else ["-m", "not slow"]
+        command = [_bin("python"), "-m", "pytest", *tier, *argv[1:]]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
 

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from metricbench.bench import interrupts
+
 POINTS = (
     "checkpoint-files-written",  # a pretrained checkpoint's files are written, not yet renamed into place
     "record-written",  # a cell's record is on disk, not yet logged
@@ -25,4 +27,8 @@ def pause_point(name: str) -> None:
     marker = os.environ.get("METRICBENCH_PAUSE_FILE")
     if marker:
         Path(marker).write_text(str(os.getpid()))
-    time.sleep(600)
+    # a Ctrl-C only records a request to stop (metricbench.bench.interrupts): the pause ends on one, and
+    # the run goes on to its next safe point, as it would from anywhere else
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not interrupts.requested():
+        time.sleep(0.05)

@@ -9,11 +9,22 @@ from pathlib import Path
 from metricbench.bench.errors import UsageError
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename, so a reader never sees half a file."""
+    """Write through a temporary file in the same folder and rename, so a reader never sees half a file.
+
+    The file gets the mode a plain `open` would give it (0o666 less the umask: 0o644 under umask 022),
+    not the 0o600 of `mkstemp`'s private temporary file, so colleagues and web servers can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)

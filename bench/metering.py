@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 import torch
+from metricbench.bench import interrupts
 from metricbench.bench.errors import BudgetExhausted, UnreportedSteps
 from metricbench.tasks.metrics import seal
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -67,6 +68,7 @@ class StepMeter:
             self.curves.setdefault(name, []).append((self.reported_steps, value))
 
     def on_reported_step(self) -> None:
+        interrupts.stop_if_requested()  # a safe point: the cell is not recorded, a rerun computes it
         self.reported_steps += 1
         if self.reported_steps % self.interval == 0 or self.reported_steps == self.budget_steps:
             self.observe()

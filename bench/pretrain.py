@@ -35,6 +35,7 @@ import metricbench.bench.training
 import metricbench.tasks.sampling
 import metricbench.tasks.splits
 import torch
+from metricbench.bench import interrupts
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.training import train_steps
 from metricbench.tasks.sampling import mix_seed
@@ -137,6 +138,12 @@ def pretrained_checkpoint(
     return saved["state_dict"], {**artifact.info, "built": artifact.built}
 
 
+def _after_step(bar) -> None:
+    if bar is not None:
+        bar.update(1)
+    interrupts.stop_if_requested()  # a safe point: the checkpoint is not stored, the next run trains it
+
+
 def _pretrain(task, splits, seed: int, device: torch.device, progress) -> tuple[dict, float]:
     """Train the task's model from `seed` with its pretraining recipe: (state dict on the CPU, seconds)."""
     model = seeded_model(task, seed).to(device)
@@ -148,7 +155,7 @@ def _pretrain(task, splits, seed: int, device: torch.device, progress) -> tuple[
         # library code that draws from the global RNG (a detector's proposal sampler) gets a state of
         # its own, so the checkpoint does not depend on what ran earlier in the process
         with seeded_global_rng(mix_seed("pretrain", seed), device):
-            train_steps(model, task.loss, batches, recipe, on_step=(lambda _step, _loss: bar.update(1)) if bar else None)
+            train_steps(model, task.loss, batches, recipe, on_step=lambda _step, _loss: _after_step(bar))
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # GPU work is asynchronous: time it when it is done
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from metricbench.bench.budget import ACCOUNTS
 from metricbench.bench.errors import UsageError
-from metricbench.bench.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, metric_key
+from metricbench.bench.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, metric_key, peak_load
 
 SECONDS = ("wall_seconds", "finetune_seconds", "gpu_seconds", "anytime_seconds")  # a cell's times, as recorded
 
@@ -43,6 +43,7 @@ class CellResult:
     stage_seconds: float | None = None
     stage_spent_examples: dict[str, float] = field(default_factory=dict)
     anytime: list[dict] = field(default_factory=list)  # the runner's test curve (`metricbench.bench.anytime`)
+    load_average: float | None = None  # the machine's 1-minute load at the cell's start or end, the higher
 
     @property
     def default_target(self) -> str:
@@ -113,6 +114,7 @@ def collect(uri: str, experiment: str | None, cell_ids: set[str] | None = None) 
                     steps_taken=int(metrics["spent/optimizer_steps"]) if "spent/optimizer_steps" in metrics else None,
                     seconds={k: metrics[k] for k in SECONDS if k in metrics},
                     stage_seconds=metrics.get("stage/seconds"),
+                    load_average=metrics.get("load_average"),
                     stage_spent_examples={
                         a: metrics[f"stage/{a}_examples"] for a in ACCOUNTS if f"stage/{a}_examples" in metrics
                     },
@@ -194,6 +196,7 @@ def from_record(record: dict) -> CellResult:
             a: v["examples"] for a, v in ((record.get("stage") or {}).get("spent") or {}).items() if a in ACCOUNTS
         },
         anytime=list(record.get("anytime") or []),
+        load_average=peak_load(record),
     )
 
 

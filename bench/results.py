@@ -19,7 +19,8 @@ A notebook starts with one call::
   the seed's pretrained checkpoint, signed so that positive is better whatever the direction);
 - costs: `<account>_calls` and `<account>_examples` for every budget account, `optimizer_steps`,
   `wall_seconds`, `finetune_seconds` (the method's), `gpu_seconds`, `anytime_seconds` (the runner's
-  test curve), `device`, `stage_id`, `stage_seconds` (cell rows: the method's stage, if any).
+  test curve), `load_average` (the machine's 1-minute load at the cell's start or end, the higher: seconds
+  measured under contention show it), `device`, `stage_id`, `stage_seconds` (cell rows: the method's stage, if any).
 
 Tables, plots, reports and the published rows are all built from these frames.
 """
@@ -86,6 +87,7 @@ def _costs(r: CellResult) -> dict:
     costs["optimizer_steps"] = float("nan") if r.steps_taken is None else r.steps_taken
     for key in SECONDS:
         costs[key] = r.seconds.get(key, float("nan"))
+    costs["load_average"] = float("nan") if r.load_average is None else r.load_average
     return costs
 
 
@@ -118,7 +120,7 @@ def frame(results: list[CellResult]):
             stage_costs.update({f"{a}_examples": r.stage_spent_examples.get(a, float("nan")) for a in ACCOUNTS})
             stage = {
                 **common,
-                **{k: float("nan") for k in (*SECONDS, "optimizer_steps")},
+                **{k: float("nan") for k in (*SECONDS, "optimizer_steps", "load_average")},
                 **stage_costs,
                 "record": "stage",
                 "cell_id": "",
@@ -134,8 +136,8 @@ def frame(results: list[CellResult]):
 COLUMNS = [
     "record", "suite", "cell_id", "task", "task_label", "task_options", "target", "is_default_target", "method",
     "method_label", "method_options", "row", "seed", "status", "reason", "split", "metric", "direction", "value", "change",
-    *(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *SECONDS, "device", "stage_id",
-    "stage_seconds",
+    *(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *SECONDS, "load_average", "device",
+    "stage_id", "stage_seconds",
 ]  # fmt: skip
 
 ANYTIME_COLUMNS = [

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metricbench.bench import interrupts, outputs, tables
-from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, write_record
+from metricbench.bench.cell import CellEnv, SplitCache, cell_folder, read_record, record_path, run_cell, say_line, write_record
 from metricbench.bench.errors import UsageError
 from metricbench.bench.faults import pause_point
 from metricbench.bench.files import atomic_write_bytes, check_writable_folder, ensure_writable_folder
@@ -18,10 +18,11 @@ from metricbench.bench.registry import suggest
 from metricbench.bench.suite import Suite
 from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, sqlite_path, ui_hint
 
-# PyTorch's own default (one thread per core): on the idle 2-core development machine it ran whole
-# cells of 3 of the 4 task kinds 1.26-1.33x faster than 1 thread (README, "Performance"). On a busy
-# machine `--threads 1` can be faster.
-DEFAULT_THREADS = 0
+# One intra-op thread per process. The models are small, so a second thread buys little even idle, and
+# on a machine other work keeps busy every extra thread waits on the others at each parallel region:
+# measured on the 2-core development machine (README, "Performance"), PyTorch's own default (one per
+# core) was at best 1.3x faster idle and several times slower under load. `--threads 0` restores it.
+DEFAULT_THREADS = 1
 
 
 @dataclass
@@ -133,6 +134,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         cache_dir=str(settings.cache_dir or out_dir / "cache"),
         data_dir=settings.data_dir,
         progress=not settings.quiet and sys.stderr.isatty(),
+        lines=not settings.quiet and not sys.stderr.isatty(),
     )
     check_data(cells, env)
     check_stage_sources(cells, env)
@@ -148,6 +150,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
 
 def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: str, threads: int) -> RunSummary:
     out_dir = Path(settings.out_dir)
+    interrupts.stop_if_requested()  # a Ctrl-C during validation: nothing was started
     env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
     with store_lock(uri):  # creating a new store migrates its schema: one process at a time
         tracker = Tracker(uri, suite.name)
@@ -172,8 +175,10 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
     interrupted = False
     bar = _cell_bar(len(cells), settings.quiet)
     splits_cache = SplitCache()  # this invocation's, held here and never by anything a method is handed
+    say_line(env, f"suite {suite.name}: {len(cells)} cells into {out_dir}")
     try:
-        for cell in cells:
+        for number, cell in enumerate(cells, 1):
+            interrupts.stop_if_requested()  # a safe point between cells
             record = read_record(out_dir, cell)
             # a finished cell without the test curve now asked for runs again (the curve changes no result)
             if record is not None and record.get("status") == "ok" and (not cell.anytime or "anytime" in record):
@@ -185,12 +190,27 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
                 write_record(out_dir, record)
                 pause_point("record-written")
                 computed += 1
+                say_line(env, _cell_line(number, len(cells), record))
                 if record["status"] != "ok":
                     failed += 1
                     _say(f"cell {cell.cell_id} failed: {record['reason']}", settings.quiet)
             _log_if_needed(tracker, uri, record, out_dir, cell, env_tags, logged)
             if bar is not None:
                 bar.update(1)
+        interrupts.stop_if_requested()  # the last cell's logging
+        if skipped:
+            say_line(env, f"{skipped} of {len(cells)} cells were already finished in {out_dir}")
+
+        # what produced the results, beside them (git commit, versions, CPU, threads)
+        environment = {"suite": suite.name, **{k: v for k, v in env_tags.items() if k != "host"}}
+        payload = (json.dumps(environment, indent=1, sort_keys=True) + "\n").encode()
+        atomic_write_bytes(out_dir / "environment.json", lambda handle: handle.write(payload))
+        # tables, costs, cost to target, profiles and figures come from the records, the source of truth
+        derived = outputs.derive(tables.load_records(out_dir, {c.cell_id for c in cells}))
+        figures = outputs.write_outputs(out_dir, derived)
+        with store_lock(uri):
+            tracker.log_figures(figures)  # on the invocation's run, beside its cells
+        interrupts.stop_if_requested()  # while the tables were written: a rerun writes them again
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -202,16 +222,6 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
             bar.close()
         with store_lock(uri):
             tracker.finish_invocation(failed, computed, skipped, interrupted)
-
-    # what produced the results, beside them (git commit, versions, CPU, threads)
-    environment = {"suite": suite.name, **{k: v for k, v in env_tags.items() if k != "host"}}
-    payload = (json.dumps(environment, indent=1, sort_keys=True) + "\n").encode()
-    atomic_write_bytes(out_dir / "environment.json", lambda handle: handle.write(payload))
-    # tables, costs, cost to target, profiles and figures come from the records, the source of truth
-    derived = outputs.derive(tables.load_records(out_dir, {c.cell_id for c in cells}))
-    figures = outputs.write_outputs(out_dir, derived)
-    with store_lock(uri):
-        tracker.log_figures(figures)  # on the invocation's run, beside its cells
     return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(derived.table))
 
 
@@ -267,6 +277,15 @@ def store_lock(uri: str):
 def _say(message: str, quiet: bool) -> None:
     if not quiet:
         print(message, file=sys.stderr)
+
+
+def _cell_line(number: int, total: int, record: dict) -> str:
+    """The plain line for a finished cell: where it stands, what it was, how it went, what it scored."""
+    what = f"cell {number}/{total} {record['task']} {record['target_metric']} {record['method']} seed {record['seed']}"
+    if record["status"] != "ok":
+        return f"{what}: failed in {record['wall_seconds']:.1f} s"
+    target = record["target_metric"]
+    return f"{what}: ok in {record['wall_seconds']:.1f} s, test {target} {record['metrics'][target]:.4f}"
 
 
 def _cell_bar(total: int, quiet: bool):

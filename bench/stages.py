@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from metricbench.bench import interrupts
 from metricbench.bench.artifacts import ArtifactStore, key_digest
 from metricbench.bench.budget import Budget, Ledger
 from metricbench.bench.errors import HookContractError, UsageError
@@ -70,7 +71,8 @@ class StageSource:
 
 @dataclass
 class StageContext:
-    """Handed to `Method.build_stage`: `folder` (write the stage's files here), `budget`,
+    """Handed to `Method.build_stage`: `folder` (write the stage's files here), `key` (the spec's key, as
+    `stage(budget)` resolved it: sizes taken from the cell's budget are read back here), `budget`,
     `remaining(account)`, `step()` (after every optimizer step the stage takes, e.g. on a trajectory:
     counted on its `steps` account), `device`, `seed`, `generator` (CPU, seeded), `log(name, value)`
     (kept in the stage's record), `sources` (the meta-training tasks, see the module docstring)."""
@@ -81,6 +83,7 @@ class StageContext:
     seed: int
     _ledger: Ledger
     generator: torch.Generator = field(init=False)
+    key: dict = field(default_factory=dict)
     logs: dict[str, float] = field(default_factory=dict)
     sources: list[StageSource] = field(default_factory=list)
 
@@ -93,6 +96,7 @@ class StageContext:
     def step(self) -> None:
         self._ledger.authorise("steps")
         self._ledger.charge("steps")
+        interrupts.stop_if_requested()  # a safe point: an unfinished stage is never stored
 
     def log(self, name: str, value) -> None:
         self.logs[name] = float(value)
@@ -179,7 +183,7 @@ def build_or_reuse(
 
     def build(folder: Path) -> dict:
         ledger = Ledger(spec.budget)
-        ctx = StageContext(folder, spec.budget, prepared.ctx.device, cell.seed, ledger)
+        ctx = StageContext(folder, spec.budget, prepared.ctx.device, cell.seed, ledger, key=spec.key)
 
         def source(name, task, splits, model):  # a copy: the cell's model is the cell's, the stage works on its own
             view = TaskView(task, splits.train, cell.target, seed)

@@ -228,7 +228,7 @@ def _compare(table: Table, tests) -> None:
 
 
 def _costs(table: Table, frame) -> None:
-    keys = [*(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *SECONDS]
+    keys = [*(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *SECONDS, "load_average"]
     cells = frame[(frame["record"] == "cell") & (frame["status"] == "ok")].drop_duplicates("cell_id")
     for (row, task_label), group in cells.groupby(["row", "task_label"], sort=True):
         table.costs[(row, task_label)] = Cost(len(group), {k: float(group[k].mean()) for k in keys})
@@ -638,6 +638,7 @@ COST_SECONDS = {
     "anytime_seconds": "test curve s",
     "stage_seconds": "stage s",
 }
+LOAD = ("load_average", "load")
 
 
 def _cost_columns(table: Table) -> list[tuple[str, str]]:
@@ -647,13 +648,15 @@ def _cost_columns(table: Table) -> list[tuple[str, str]]:
     for account in ACCOUNTS:
         if account != "steps":
             columns += [(f"{account}_calls", f"{account} calls"), (f"{account}_examples", f"{account} examples")]
-    columns += list(COST_SECONDS.items())
+    columns += [*COST_SECONDS.items(), LOAD]
     return [(k, h) for k, h in columns if k in present]
 
 
 def _cost_text(value: float | None, key: str) -> str:
     if value is None or value != value:
         return "–"
+    if key == LOAD[0]:
+        return f"{value:.1f}"
     return f"{value:.2f}" if key in COST_SECONDS else f"{value:g}"
 
 
@@ -669,7 +672,9 @@ COSTS_CAPTION = (
     "Spent per cell, mean over finished seeds: optimizer steps on the model, calls and examples of each budget account, "
     "wall seconds of the whole cell, the method's own finetuning seconds (GPU seconds: the same on a GPU, 0 on a CPU) and "
     "the runner's anytime test curve (its cost, not the method's). A `(stage)` row is what a method built once before its "
-    "cells and shared among them, mean over its distinct stages. Seconds depend on the machine (environment.json)."
+    "cells and shared among them, mean over its distinct stages. Seconds depend on the machine (environment.json) and on "
+    "what else ran: load is the machine's 1-minute load average at the cell's start or end, the higher, and a load above "
+    "its number of cores means the seconds were measured under contention."
 )
 
 
@@ -688,7 +693,7 @@ def costs_latex(table: Table, label: str = "tab:metricbench-costs") -> str:
 def costs_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    keys = [*(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *COST_SECONDS]
+    keys = [*(f"{a}_{unit}" for a in ACCOUNTS for unit in ("calls", "examples")), "optimizer_steps", *COST_SECONDS, LOAD[0]]
     writer.writerow(["method", "task", "n", *keys])
     for (row, task), cost in table.costs.items():
         writer.writerow(

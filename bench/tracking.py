@@ -39,6 +39,13 @@ RUNS_VIEW_ID = "metricbench-cells"  # the runs-page view stored on each suite's 
 _VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 
 
+def peak_load(record: dict) -> float | None:
+    """The higher of the 1-minute load averages at the cell's start and end (None in older records)."""
+    load = record.get("load_average") or {}
+    values = [load[k] for k in ("start", "end") if k in load]
+    return max(values) if values else None
+
+
 def record_digest(record: dict) -> str:
     """The digest of a cell's result (the record without what logging adds to it)."""
     return key_digest({k: v for k, v in record.items() if k not in ("mlflow_run_id", "checksum")})
@@ -408,6 +415,8 @@ class Tracker:
         metrics.update({f"pretrained_test/{metric_key(k)}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
         metrics.update(_spending(record))
         metrics["wall_seconds"] = record["wall_seconds"]
+        if peak_load(record) is not None:
+            metrics["load_average"] = peak_load(record)
         for key in ("finetune_seconds", "gpu_seconds", "anytime_seconds"):
             if key in record:
                 metrics[key] = record[key]

@@ -51,6 +51,21 @@ def _probability(value) -> bool:
     return 0 <= value <= 1
 
 
+# A stage's work scales with the cells it serves: a smoke cell of 8 steps gets a stage of seconds, a
+# quick cell of 100 steps the sizes the metricopt suite pins (200 Reptile steps, 100 rule steps).
+META_STEPS_PER_STEP = 2
+MAX_META_STEPS = 200
+MAX_RULE_META_STEPS = 100
+
+
+def stage_sizes(options: dict, cell_steps: int) -> dict[str, int]:
+    """The stage's meta-training lengths: the options where given, else sized from the cell's step budget."""
+    return {
+        "meta_steps": options["meta_steps"] or min(MAX_META_STEPS, META_STEPS_PER_STEP * cell_steps),
+        "rule_meta_steps": options["rule_meta_steps"] or min(MAX_RULE_META_STEPS, cell_steps),
+    }
+
+
 METRICOPT_OPTIONS = {
     "optimizer": Option(
         str,
@@ -132,7 +147,14 @@ METRICOPT_OPTIONS = {
         check=non_negative,
         requirement="0 or more",
     ),
-    "meta_steps": Option(int, 200, "Reptile outer steps; ours", check=positive, requirement="at least 1"),
+    "meta_steps": Option(
+        int,
+        0,
+        f"Reptile outer steps (0: sized from the cell's budget, {META_STEPS_PER_STEP} per cell step, at most "
+        f"{MAX_META_STEPS}); ours",
+        check=non_negative,
+        requirement="0 or more",
+    ),
     "inner_steps": Option(int, 5, "Reptile inner Adam steps; reference: a handful", check=positive, requirement="at least 1"),
     "inner_lr": Option(float, 1e-3, "Reptile inner Adam learning rate; reference", check=positive, requirement="positive"),
     "epsilon": Option(float, 0.1, "Reptile step size, annealed to 0; reference", check=positive, requirement="positive"),
@@ -170,7 +192,12 @@ METRICOPT_OPTIONS = {
         int, 16, "learned rule: hidden units of its per-coordinate network; ours", check=positive, requirement="at least 1"
     ),
     "rule_meta_steps": Option(
-        int, 100, "learned rule: meta-training steps on the value function; ours", check=positive, requirement="at least 1"
+        int,
+        0,
+        f"learned rule: meta-training steps on the value function (0: sized from the cell's budget, one per cell step, "
+        f"at most {MAX_RULE_META_STEPS}); ours",
+        check=non_negative,
+        requirement="0 or more",
     ),
     "rule_unroll": Option(int, 20, "learned rule: steps per unrolled run; ours", check=positive, requirement="at least 1"),
     "rule_lr": Option(
@@ -230,9 +257,10 @@ class MetricOpt(Method):
         tasks = self._meta_tasks()
         runs = o["trajectories"] * max(1, len(tasks))
         stage_budget = Budget(steps=runs * steps, queries=0, batch_queries=runs * observations, batch_scores=0, stats=0)
-        key = {**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps}
+        sizes = stage_sizes(o, budget.steps)
+        key = {**{k: o[k] for k in STAGE_OPTIONS}, "trajectory_steps": steps, "meta_steps": sizes["meta_steps"]}
         if o["optimizer"] == "learned":
-            key["update_rule"] = {k: o[k] for k in RULE_OPTIONS}
+            key["update_rule"] = {**{k: o[k] for k in RULE_OPTIONS}, "rule_meta_steps": sizes["rule_meta_steps"]}
         return StageSpec(key, stage_budget, label="value-function", tasks=tasks)
 
     def _meta_tasks(self) -> tuple[str, ...]:
@@ -269,7 +297,7 @@ class MetricOpt(Method):
         losses = meta_train(
             value_function,
             train,
-            o["meta_steps"],
+            ctx.key["meta_steps"],  # as stage() sized it from the cell's budget
             ctx.generator,
             o["inner_steps"],
             o["inner_lr"],
@@ -295,7 +323,8 @@ class MetricOpt(Method):
             radius = max(float(t.x.norm(dim=1).max()) for t in train)  # the value function knows nothing beyond
             rule_losses = train_update_rule(
                 rule, value_function, projection, start, oracle.sign, o["lr"], ctx.generator,
-                o["rule_meta_steps"], o["rule_unroll"], o["rule_lr"], o["rule_noise"], o["start_noise"], radius,
+                ctx.key["update_rule"]["rule_meta_steps"], o["rule_unroll"], o["rule_lr"], o["rule_noise"], o["start_noise"],
+                radius,
             )  # fmt: skip
             ctx.log("rule_first_meta_loss", rule_losses[0])
             ctx.log("rule_final_meta_loss", rule_losses[-1])

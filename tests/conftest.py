@@ -26,6 +26,13 @@ def checkpoint_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def suite_cache(tmp_path_factory):
+    """The cache (checkpoints, generated datasets, stages) the whole-suite reproduction tests share: a
+    checkpoint their suites have in common is trained once."""
+    return tmp_path_factory.mktemp("suite-cache")
+
+
+@pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, checkpoint_cache):
     """`metricbench run smoke` once, into its own folder with its own store (as a user would)."""
     out = tmp_path_factory.mktemp("smoke")

@@ -33,18 +33,19 @@ def _seed_zero(paired_markdown: str) -> dict[tuple[str, str, str], str]:
 
 
 @pytest.mark.slow
-def test_seed_zero_of_the_committed_comparison_is_reproduced(tmp_path):
+def test_seed_zero_of_the_committed_comparison_is_reproduced(tmp_path, suite_cache):
     exe = shutil.which("metricbench", path=str(Path(sys.executable).parent)) or shutil.which("metricbench")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     out = tmp_path / "metricopt"
+    committed_env = json.loads((COMMITTED / "environment.json").read_text())
     run = [exe, "run", "metricopt", "--tasks", ",".join(TASKS), "--seeds", "1", "--out", str(out), "--quiet"]
+    run += ["--cache-dir", str(suite_cache), "--threads", committed_env["torch_threads"]]  # as the committed run
     assert subprocess.run(run, capture_output=True, text=True, env=env).returncode == 0
     paired = subprocess.run([exe, "table", "--out", str(out), "--paired", "surrogate"], capture_output=True, text=True, env=env)
     fresh, committed = _seed_zero(paired.stdout), _seed_zero((COMMITTED / "paired-surrogate.md").read_text())
     assert fresh.keys() == committed.keys() and len(fresh) == 2 * 7, "results/metricopt/ is stale: regenerate it (README)"
     fresh_env = json.loads((out / "environment.json").read_text())
-    committed_env = json.loads((COMMITTED / "environment.json").read_text())
     if all(fresh_env[k] == committed_env[k] for k in ("cpu", "torch_version", "numpy_version", "torch_threads")):
         assert fresh == committed
     else:  # other CPU kernels round differently

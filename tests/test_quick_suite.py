@@ -1,5 +1,7 @@
 """End-to-end: the quick suite through the installed console script, as the README runs it, and the
-committed `results/quick/` reproduced by the code beside it."""
+committed `results/quick/` reproduced by the code beside it. The suite runs once (resuming a finished
+folder is proven on smoke, in tests/test_reliability.py), with the thread count the committed run used
+and the session's shared checkpoint cache."""
 
 from __future__ import annotations
 
@@ -23,26 +25,26 @@ def _rows(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_quick_suite_runs_end_to_end_resumes_and_reproduces_the_committed_results(tmp_path):
+@pytest.mark.timeout(1800)
+def test_quick_suite_runs_end_to_end_and_reproduces_the_committed_results(tmp_path, suite_cache):
     exe = shutil.which("metricbench", path=str(Path(sys.executable).parent)) or shutil.which("metricbench")
     assert exe, "the metricbench console script is not installed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     out = tmp_path / "quick"
-    first = subprocess.run([exe, "run", "quick", "--out", str(out), "--quiet"], capture_output=True, text=True, env=env)
+    committed_env = json.loads((COMMITTED / "environment.json").read_text())
+    command = [exe, "run", "quick", "--out", str(out), "--quiet", "--cache-dir", str(suite_cache)]
+    first = subprocess.run([*command, "--threads", committed_env["torch_threads"]], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
     for row in ("| synthetic-binary | misclassification ↓ |", "| glyphs-retrieval | recall@1 ↑ |", "| digits | aucpr ↑ |"):
         assert row in first.stdout
     assert first.stdout.startswith("| task | metric | (pretrained) | ala | dab | es | metricopt-adam | surrogate |")
     assert f"MLflow store: sqlite:///{out.resolve()}/mlflow.db" in first.stdout
     assert f"metricbench ui --out {out.resolve()}" in first.stdout
-    cells = len(list((out / "cells").glob("*.json")))
-    again = subprocess.run([exe, "run", "quick", "--out", str(out), "--quiet"], capture_output=True, text=True, env=env)
-    assert again.returncode == 0 and f"cells: 0 computed, {cells} already finished, 0 failed" in again.stdout
+    assert f"cells: {len(list((out / 'cells').glob('*.json')))} computed, 0 already finished, 0 failed" in first.stdout
 
     # the committed tables are what this code produces: bit for bit on the machine kind that made them
     fresh_env = json.loads((out / "environment.json").read_text())
-    committed_env = json.loads((COMMITTED / "environment.json").read_text())
     same_kind = all(fresh_env[k] == committed_env[k] for k in ("cpu", "torch_version", "numpy_version", "torch_threads"))
     fresh, committed = _rows(out / "table.csv"), _rows(COMMITTED / "table.csv")
     assert fresh.keys() == committed.keys(), (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,10 +147,10 @@ def test_two_configurations_are_two_columns_never_pooled(tmp_path, checkpoint_ca
 # ---- real processes: kills at chosen instants, Ctrl-C, two invocations at once (slow group)
 
 
-def _run_cli(out: Path, cache: Path, extra_env: dict | None = None, wait=True):
+def _run_cli(out: Path, cache: Path, extra_env: dict | None = None, wait=True, quiet=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
-    command = [sys.executable, "-m", "metricbench.bench.cli", "run", "smoke", "--out", str(out), "--quiet", "--device", "cpu"]
-    command += ["--cache-dir", str(cache)]
+    command = [sys.executable, "-m", "metricbench.bench.cli", "run", "smoke", "--out", str(out), "--device", "cpu"]
+    command += ["--cache-dir", str(cache), *(["--quiet"] if quiet else [])]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
         stdout, stderr = process.communicate(timeout=600)
@@ -201,22 +202,6 @@ def test_a_kill_at_any_of_these_instants_then_the_same_command_gives_one_run_per
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_invocation_killed_prints_one_line_and_exits_130(reference, tmp_path):
-    table, cache = reference
-    out = tmp_path / "out"
-    code, stderr = _stop_at("run-created", out, cache, tmp_path, sig=signal.SIGINT)
-    assert code == 130
-    assert stderr.strip().splitlines() == ["metricbench: interrupted; finished cells are kept and a re-run resumes"]
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
-    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
-    (invocation,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'invocation'")
-    assert invocation.info.status == "KILLED"
-    _resume_and_compare(out, cache, table)
-
-
-@pytest.mark.slow
 def test_two_invocations_at_once_on_one_new_folder_both_finish_with_one_run_per_cell(reference, tmp_path):
     table, cache = reference
     out = tmp_path / "out"
@@ -227,3 +212,83 @@ def test_two_invocations_at_once_on_one_new_folder_both_finish_with_one_run_per_
     assert (out / "table.md").read_text() == table
     _assert_one_complete_run_per_cell(out, load_suite("smoke").cells())
     assert len(_child_runs(out / "mlflow.db")) == len(load_suite("smoke").cells())
+
+
+# Ctrl-C at 20 instants of one smoke run's life. The runs are chained on one folder: each is stopped by
+# a single SIGINT and the next resumes where it stopped, so together they cover a whole smoke run, from
+# the CLI's validation through pretraining, stages, finetuning steps, MLflow logging and the tables, for
+# the cost of about one smoke run. An instant is a delay after the process started (validation), after
+# the line that opens the suite's cells (a fraction of a cell in), after the last cell's line (its
+# logging, then the tables), or a named point inside a checkpoint's write or a cell's logging.
+CTRL_C_INSTANTS = [
+    ("start", 1.0), ("start", 2.5), ("suite", 0.0), ("point", "checkpoint-files-written"), ("suite", 0.3),
+    ("suite", 0.6), ("suite", 1.0), ("point", "run-created"), ("suite", 1.5), ("suite", 0.2), ("suite", 2.0),
+    ("point", "run-logged"), ("suite", 0.8), ("suite", 1.2), ("point", "record-written"), ("suite", 0.4),
+    ("suite", 2.5), ("last cell", 0.0), ("finished", 0.2), ("finished", 1.0),
+]  # fmt: skip
+INTERRUPTED = "metricbench: interrupted; finished cells are kept and a re-run resumes"
+FINISHED = "metricbench: 20 of 20 cells"  # all cells were done before this run: only the tables are left
+OPENING = {"suite": ("metricbench: suite smoke:",), "last cell": ("metricbench: cell 20/20 ", FINISHED), "finished": (FINISHED,)}
+
+
+def _invocations(out: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    if not (out / "mlflow.db").exists():
+        return []
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments() if e.name != "Default"]
+    return client.search_runs(experiments, filter_string=f"tags.`{KIND_TAG}` = 'invocation'") if experiments else []
+
+
+def _interrupt_at(kind: str, when, out: Path, cache: Path, marker: Path) -> tuple[int, list[str]]:
+    """Start `metricbench run smoke` (progress lines on: stderr is a pipe), send one SIGINT at the
+    instant, return (exit code, stderr lines)."""
+    import threading
+
+    pause = {"METRICBENCH_PAUSE_AT": when, "METRICBENCH_PAUSE_FILE": str(marker)} if kind == "point" else {}
+    process = _run_cli(out, cache, pause, wait=False, quiet=False)
+    lines, seen = [], {}
+    started = time.monotonic()
+
+    def read():
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            for opened, openings in OPENING.items():
+                if line.startswith(openings):
+                    seen.setdefault(opened, time.monotonic())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def due() -> bool:
+        if kind == "point":
+            return marker.exists()
+        if kind == "start":
+            return time.monotonic() - started >= when
+        return kind in seen and time.monotonic() - seen[kind] >= when
+
+    while not due():
+        assert process.poll() is None, f"{kind} {when}: the run ended before its Ctrl-C: {lines[-20:]}"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    return process.returncode, lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_at_twenty_instants_always_stops_with_one_line_and_130_and_a_rerun_finishes_the_same_table(reference, tmp_path):
+    table, _ = reference
+    out, cache = tmp_path / "out", tmp_path / "cache"  # an empty cache: the first runs are stopped while pretraining
+    for instant, (kind, when) in enumerate(CTRL_C_INSTANTS):
+        if when == "checkpoint-files-written":
+            shutil.rmtree(cache / "pretrained", ignore_errors=True)  # so that a checkpoint is written now
+        code, lines = _interrupt_at(kind, when, out, cache, tmp_path / f"paused-{instant}")
+        what = f"instant {instant} ({kind} {when})"
+        assert code == 130, f"{what}: exit {code}: {lines[-20:]}"
+        assert lines[-1] == INTERRUPTED and lines.count(INTERRUPTED) == 1, f"{what}: {lines[-20:]}"
+        assert all(line.startswith("metricbench: ") for line in lines), f"{what}: more than progress lines: {lines[-20:]}"
+        assert all(run.info.status == "KILLED" for run in _invocations(out)), what
+    _resume_and_compare(out, cache, table)
