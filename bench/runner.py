@@ -18,10 +18,10 @@ from metricbench.bench.registry import suggest
 from metricbench.bench.suite import Suite
 from metricbench.bench.tracking import Tracker, check_tracking_uri, environment_tags, resolve_tracking_uri, sqlite_path, ui_hint
 
-# One intra-op thread per process. The models are small, so a second thread buys little even idle, and
-# on a machine other work keeps busy every extra thread waits on the others at each parallel region:
-# measured on the 2-core development machine (README, "Performance"), PyTorch's own default (one per
-# core) was at best 1.3x faster idle and several times slower under load. `--threads 0` restores it.
+# One intra-op thread per process. On a machine other work keeps busy, every extra thread waits on the
+# others at each parallel region: on the 2-core development machine (README, "Performance") PyTorch's
+# own default (one per core) made `smoke` 8x slower under load, while idle it was at most about 2x
+# faster (the quick suite's image tasks). `--threads 0` restores it.
 DEFAULT_THREADS = 1
 
 
