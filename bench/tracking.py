@@ -415,8 +415,9 @@ class Tracker:
         metrics.update({f"pretrained_test/{metric_key(k)}": v for k, v in record.get("pretrained", {}).get("test", {}).items()})
         metrics.update(_spending(record))
         metrics["wall_seconds"] = record["wall_seconds"]
-        if peak_load(record) is not None:
-            metrics["load_average"] = peak_load(record)
+        load = peak_load(record)
+        if load is not None:
+            metrics["load_average"] = load
         for key in ("finetune_seconds", "gpu_seconds", "anytime_seconds"):
             if key in record:
                 metrics[key] = record[key]
