@@ -4,6 +4,10 @@
     python3 -m bench.dev test [pytest options]             # set up, then the fast test tier (-m "not slow")
     python3 -m bench.dev test -m slow [pytest options]     # the slow tier (whole suites, real processes)
 
+The tests run in one pytest-xdist worker per core (at most 4; `-n 0` or `-n N` to choose), each test file
+on one worker so that its module fixtures are built once; every worker uses one PyTorch thread
+(tests/conftest.py), so the workers never oversubscribe the cores.
+
 Standard library only (it runs before anything is installed). The environment lives in `.venv`;
 it is (re)installed only when pyproject.toml changed since the last install, so a second call
 installs nothing.
@@ -22,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 STAMP = VENV / ".metricbench-install"
 # torch and torchvision pinned as a pair (a torchvision build matches exactly one torch)
+# test workers: one per core up to this many (each builds the session's shared fixtures, a smoke run included)
+MAX_WORKERS = 4
 TORCH = os.environ.get("METRICBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
 
 
@@ -60,7 +66,10 @@ def main(argv: list[str]) -> int:
     else:
         # the fast tier unless the caller chose a marker expression (`-m slow`: the slow tier)
         tier = [] if any(a.startswith("-m") for a in argv[1:]) else ["-m", "not slow"]
-        command = [_bin("python"), "-m", "pytest", *tier, *argv[1:]]
+        # pytest-benchmark measures nothing under xdist, so `--benchmark-only` runs in this process
+        chosen = any(a.startswith(("-n", "--numprocesses", "--benchmark-only")) or a == "no:xdist" for a in argv[1:])
+        workers = [] if chosen else ["-n", str(min(os.cpu_count() or 1, MAX_WORKERS)), "--dist", "loadfile"]
+        command = [_bin("python"), "-m", "pytest", *tier, *workers, *argv[1:]]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
 

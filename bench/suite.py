@@ -20,6 +20,10 @@ A suite file::
     stats = 10                          # validation statistics (default: as many as queries)
     eval_every = 20                     # the uncounted val curve (0: a tenth of the steps); not part of a cell's identity
 
+    [task_budget.shapes-detection]      # optional, per task: over [budget] for that task's cells (same keys)
+    steps = 20
+    eval_every = 4
+
     [task_options.digits]               # optional, per task
     width = 16
 
@@ -43,7 +47,7 @@ from metricbench.bench.registry import suggest
 
 SUITE_KEYS = {
     *("name", "description", "tasks", "methods", "seeds", "anytime"),
-    *("targets", "budget", "task_options", "method_options"),
+    *("targets", "budget", "task_budget", "task_options", "method_options"),
 }
 DEFAULT_ANYTIME_POINTS = 8  # our default: log-spaced points per axis (steps, queries) when a suite says `anytime = true`
 BUDGET_KEYS = {*ACCOUNTS, "eval_every"}
@@ -96,6 +100,7 @@ class Suite:
     anytime: int = 0  # log-spaced points per axis of the runner's test curves; 0: none
     targets: dict[str, list[str]] = field(default_factory=dict)
     budget: dict[str, int] = field(default_factory=dict)
+    task_budget: dict[str, dict[str, int]] = field(default_factory=dict)  # per task, over `budget`
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
@@ -135,7 +140,8 @@ class Suite:
         if steps is not None:
             if steps < 1:
                 raise UsageError(f"--steps must be at least 1, got {steps}")
-            out.budget = {**out.budget, "steps": steps}
+            out.budget = {**out.budget, "steps": steps}  # the command line's steps win over every task's own
+            out.task_budget = {task: {k: v for k, v in b.items() if k != "steps"} for task, b in out.task_budget.items()}
         return out
 
     def cells(self) -> list[Cell]:
@@ -145,16 +151,22 @@ class Suite:
 
         task_names = TASKS.names() if self.tasks == ["all"] else self.tasks
         method_names = METHODS.names() if self.methods == ["all"] else self.methods
-        for registry, given in ((TASKS, self.task_options), (METHODS, self.method_options), (TASKS, self.targets)):
+        given_per_name = (
+            (TASKS, self.task_options),
+            (METHODS, self.method_options),
+            (TASKS, self.targets),
+            (TASKS, self.task_budget),
+        )
+        for registry, given in given_per_name:
             for key in given:
                 registry.entry(key)  # settings for an unknown name are an error, not silently ignored
-        eval_every = self.budget.get("eval_every", 0)
         cells = []
         for task_name in task_names:
             task_entry = TASKS.entry(task_name)
             task_options = task_entry.resolve_options("task", self.task_options.get(task_name, {}))
-            default_budget = task_entry.factory.budget
-            budget = default_budget.overridden(**{k: v for k, v in self.budget.items() if k in ACCOUNTS})
+            overrides = {**self.budget, **self.task_budget.get(task_name, {})}
+            eval_every = overrides.get("eval_every", 0)
+            budget = task_entry.factory.budget.overridden(**{k: v for k, v in overrides.items() if k in ACCOUNTS})
             for target in self._targets_of(task_name, task_entry.factory.metrics):
                 for method_name in method_names:
                     method_entry = METHODS.entry(method_name)
@@ -218,6 +230,22 @@ def _fail(source: str, message: str):
     raise UsageError(f"suite file '{source}': {message}")
 
 
+def _budget_table(source: str, key: str, table: Any) -> dict[str, int]:
+    """A `[budget]` or `[task_budget.TASK]` table, checked: accounts and `eval_every`, integers."""
+    if not isinstance(table, dict):
+        _fail(source, f"key '{key}' must be a table")
+    for name, value in table.items():
+        if name not in BUDGET_KEYS:
+            _fail(
+                source, f"unknown key '{key}.{name}'{suggest(name, BUDGET_KEYS)}; allowed keys: {', '.join(sorted(BUDGET_KEYS))}"
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (name == "steps" and value == 0):
+            _fail(
+                source, f"key '{key}.{name}' must be a {'positive' if name == 'steps' else 'non-negative'} integer, got {value!r}"
+            )
+    return dict(table)
+
+
 def _names(source: str, key: str, value: Any) -> list[str]:
     if value == "all":
         return ["all"]
@@ -257,18 +285,11 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         anytime = DEFAULT_ANYTIME_POINTS if anytime else 0
     elif not isinstance(anytime, int) or anytime < 0 or anytime == 1:
         _fail(source, f"key 'anytime' must be true, false or a number of points per axis (2 or more), got {anytime!r}")
-    budget = data.get("budget", {})
-    if not isinstance(budget, dict):
-        _fail(source, "key 'budget' must be a table")
-    for key, value in budget.items():
-        if key not in BUDGET_KEYS:
-            _fail(
-                source, f"unknown key 'budget.{key}'{suggest(key, BUDGET_KEYS)}; allowed keys: {', '.join(sorted(BUDGET_KEYS))}"
-            )
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (key == "steps" and value == 0):
-            _fail(
-                source, f"key 'budget.{key}' must be a {'positive' if key == 'steps' else 'non-negative'} integer, got {value!r}"
-            )
+    budget = _budget_table(source, "budget", data.get("budget", {}))
+    task_budget = data.get("task_budget", {})
+    if not isinstance(task_budget, dict) or not all(isinstance(v, dict) for v in task_budget.values()):
+        _fail(source, "key 'task_budget' must hold one table per task, like [task_budget.NAME]")
+    task_budget = {task: _budget_table(source, f"task_budget.{task}", table) for task, table in task_budget.items()}
     targets = data.get("targets", {})
     if not isinstance(targets, dict) or not all(
         (isinstance(v, list) and v and all(isinstance(m, str) for m in v)) or isinstance(v, str) for v in targets.values()
@@ -288,13 +309,14 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
             _fail(source, f"key '{key}' must hold one table per name, like [{key}.NAME]")
         options[key] = table
-    for key, listed in (("task_options", data["tasks"]), ("method_options", data["methods"])):
-        for entry_name in options[key]:
+    tables = {**options, "task_budget": task_budget}
+    for key, listed in (("task_options", data["tasks"]), ("method_options", data["methods"]), ("task_budget", data["tasks"])):
+        for entry_name in tables[key]:
             if listed != "all" and entry_name not in listed:
                 _fail(
                     source,
                     f"[{key}.{entry_name}] names something the suite does not run{suggest(entry_name, _listed(listed))}; "
-                    f"its {key[:-8]}s: {', '.join(_listed(listed))}",
+                    f"its {key.split('_')[0]}s: {', '.join(_listed(listed))}",
                 )
     description = data.get("description", "")
     return Suite(
@@ -305,7 +327,8 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         seeds=list(seeds),
         anytime=anytime,
         targets=targets,
-        budget=dict(budget),
+        budget=budget,
+        task_budget=task_budget,
         task_options=options["task_options"],
         method_options=options["method_options"],
         source=source,

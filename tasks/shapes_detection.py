@@ -32,6 +32,7 @@ from metricbench.tasks.voc import VOCDetection
         "test_images": Option(int, 80, "images in the test image set"),
         "image_size": Option(int, 96, "image side in pixels"),
         "width": Option(int, 16, "channels of the detector backbone's first stage"),
+        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)"),
         "storage": Option(
             str, "stream", "read images through DataLoader workers, or decode them once into memory", ("stream", "memory")
         ),

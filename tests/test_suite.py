@@ -60,6 +60,44 @@ def test_options_from_the_suite_reach_the_cell(tmp_path):
     assert cell.method_options["lr"] == 0.5 and cell.budget.steps == 100  # the task's default budget
 
 
+def test_a_task_budget_overrides_the_suites_budget_for_that_task_only_and_the_command_line_steps_win(tmp_path):
+    text = (
+        'tasks = ["digits", "breast-cancer"]\nmethods = ["surrogate"]\n[budget]\nsteps = 30\nqueries = 4\neval_every = 10\n'
+        "[task_budget.digits]\nsteps = 12\neval_every = 3\n"
+    )
+    suite = _parse(text, tmp_path)
+    by_task = {c.task: c for c in suite.cells()}
+    assert (by_task["digits"].budget.steps, by_task["digits"].budget.queries, by_task["digits"].eval_every) == (12, 4, 3)
+    assert (by_task["breast-cancer"].budget.steps, by_task["breast-cancer"].eval_every) == (30, 10)
+    assert by_task["digits"].cell_id != _parse(text.replace("steps = 12", "steps = 13"), tmp_path).cells()[0].cell_id
+    assert {c.budget.steps for c in suite.select(steps=5).cells()} == {5}  # --steps: every cell, whatever its task's budget
+    assert {c.eval_every for c in suite.select(steps=5).cells() if c.task == "digits"} == {3}
+    quick = {c.task: c.budget.steps for c in load_suite("quick").cells()}
+    assert quick["shapes-detection"] < 40 and quick["glyphs-retrieval"] < 100 and quick["breast-cancer"] == 60
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('tasks = ["digits"]\nmethods = "all"\ntask_budget = 3\n', "key 'task_budget' must hold one table per task"),
+        ('tasks = ["digits"]\nmethods = "all"\n[task_budget.digits]\nstepz = 3\n', "unknown key 'task_budget.digits.stepz'"),
+        (
+            'tasks = ["digits"]\nmethods = "all"\n[task_budget.digits]\nsteps = 0\n',
+            "'task_budget.digits.steps' must be a positive",
+        ),
+        (
+            'tasks = ["digits"]\nmethods = "all"\n[task_budget.breast-cancer]\nsteps = 3\n',
+            "names something the suite does not run",
+        ),
+    ],
+)
+def test_malformed_task_budgets_name_the_key(tmp_path, text, message):
+    with pytest.raises(UsageError, match=message):
+        _parse(text, tmp_path)
+    with pytest.raises(UsageError, match="unknown task 'digts'"):
+        parse_suite({"tasks": "all", "methods": "all", "task_budget": {"digts": {"steps": 2}}}, "x.toml", "x").cells()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
