@@ -11,14 +11,14 @@ import torch
 from metricbench.bench.budget import Budget, Ledger
 from metricbench.bench.cell import prepare_finetune
 from metricbench.bench.errors import BudgetExhausted
-from metricbench.bench.suite import load_suite
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.tasks import metrics
 from sklearn.metrics import confusion_matrix
+from small_cells import small_cell
 
 
 def oracle_cell(task="breast-cancer", **limits):
-    (cell,) = load_suite("smoke").select(tasks=[task], methods=["surrogate"]).cells()
+    cell = small_cell(task)
     return type(cell)(**{**cell.__dict__, "budget": Budget(**{"steps": 5, "queries": 3, **limits})})
 
 

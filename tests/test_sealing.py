@@ -19,17 +19,17 @@ import torch
 from metricbench.bench.budget import Budget
 from metricbench.bench.cell import SplitCache, prepare_finetune, run_cell
 from metricbench.bench.metering import StepMeter, metering
-from metricbench.bench.suite import load_suite
 from metricbench.methods import create_method
 from metricbench.methods.base import Method
 from metricbench.tasks.splits import Splits
+from small_cells import small_cell
 
 # walking every object torch's module globals lead to touches its deprecated aliases, which warn
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 
 def _cell(task="digits", method="surrogate", steps=6):
-    (cell,) = load_suite("smoke").select(tasks=[task], methods=["surrogate"]).cells()
+    cell = small_cell(task)
     return type(cell)(**{**cell.__dict__, "method": method, "method_options": {}, "budget": Budget(steps=steps, queries=3)})
 
 
