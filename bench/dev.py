@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
         tier = [] if any(a.startswith("-m") for a in argv[1:]) else ["-m", "not slow"]
         # pytest-benchmark measures nothing under xdist, so `--benchmark-only` runs in this process
         chosen = any(a.startswith(("-n", "--numprocesses", "--benchmark-only")) or a == "no:xdist" for a in argv[1:])
-        workers = [] if chosen else ["-n", str(min(os.cpu_count() or 1, MAX_WORKERS)), "--dist", "loadfile"]
+        workers = ["-n", str(min(os.cpu_count() or 1, MAX_WORKERS)), "--dist", "loadfile", "--no-loadscope-reorder"]
+        workers = [] if chosen else workers
         command = [_bin("python"), "-m", "pytest", *tier, *workers, *argv[1:]]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 

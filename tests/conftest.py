@@ -18,6 +18,17 @@ from metricbench.bench.suite import load_suite
 torch.set_num_threads(1)
 
 
+# the slow tier's longest files first: xdist hands whole files to the workers in collection order
+# (bench/dev.py passes --no-loadscope-reorder), so the quick suite's 7 minutes start at once beside the
+# real-process tests instead of after them
+LONGEST_FIRST = ("test_quick_suite.py", "test_reliability.py", "test_paper_suites.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory):
     """One SQLite store for the whole session (creating one costs over a second)."""

@@ -94,6 +94,9 @@ def test_a_task_budget_overrides_the_suites_budget_for_that_task_only_and_the_co
 def test_malformed_task_budgets_name_the_key(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):
         _parse(text, tmp_path)
+
+
+def test_a_task_budget_for_an_unknown_task_is_an_error():
     with pytest.raises(UsageError, match="unknown task 'digts'"):
         parse_suite({"tasks": "all", "methods": "all", "task_budget": {"digts": {"steps": 2}}}, "x.toml", "x").cells()
 
