@@ -262,24 +262,3 @@ class VOCDetection(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         target = {key: value.clone() for key, value in self.targets[index].items()}  # callers may edit in place
         return read_jpeg(self.image_paths[index]), target
-
-
-def write_voc_fixture(data_dir: str | Path, trainval: int = 24, test: int = 12, image_size: int = 96, seed: int = 0) -> Path:
-    """A tiny PASCAL VOC2007 under `data_dir/VOCdevkit/VOC2007`: generated shapes on textures (see
-    `tasks.shapes_data`) labelled with the first VOC class names, with `difficult` flags, image sets
-    train, val, trainval and test, in exactly the devkit's layout."""
-    from dataclasses import replace
-
-    from metricbench.tasks.shapes_data import SHAPE_CLASSES, render_image
-
-    names = dict(zip(SHAPE_CLASSES, VOC_CLASSES, strict=False))
-    ids = [f"{n:06d}" for n in range(1, trainval + test + 1)]
-
-    def samples():
-        for number, image_id in enumerate(ids):
-            image, objects = render_image(np.random.default_rng((seed, number)), image_size)
-            yield image_id, image, [replace(obj, name=names[obj.name]) for obj in objects]
-
-    half = trainval // 2
-    image_sets = {"train": ids[:half], "val": ids[half:trainval], "trainval": ids[:trainval], "test": ids[trainval:]}
-    return write_voc(Path(data_dir) / "VOCdevkit" / "VOC2007", samples(), image_sets)

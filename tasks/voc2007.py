@@ -20,6 +20,10 @@ finetuning budget are ours.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 import torch
 from metricbench.bench.budget import Budget
 from metricbench.bench.errors import DataError, UsageError
@@ -29,12 +33,33 @@ from metricbench.tasks import weights as weight_sources
 from metricbench.tasks.datasets import DatasetFiles
 from metricbench.tasks.detection import DetectionTask
 from metricbench.tasks.download import Resource
+from metricbench.tasks.shapes_data import SHAPE_CLASSES, render_image
 from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, list_collate, worker_count
-from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc_fixture
+from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc
 from metricbench.tasks.weights import start_options
 
 ROOT = "VOCdevkit/VOC2007"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007"
+
+
+def write_voc_fixture(data_dir: str | Path, trainval: int = 24, test: int = 12, image_size: int = 96, seed: int = 0) -> Path:
+    """A tiny PASCAL VOC2007 under `data_dir/VOCdevkit/VOC2007`: generated shapes on textures (see
+    `tasks.shapes_data`) labelled with the first VOC class names, with `difficult` flags, image sets
+    train, val, trainval and test, in exactly the devkit's layout. It lives here, not in `tasks.voc`,
+    because the generator writes through `tasks.voc` (the other way round would be an import circle)."""
+    names = dict(zip(SHAPE_CLASSES, VOC_CLASSES, strict=False))
+    ids = [f"{n:06d}" for n in range(1, trainval + test + 1)]
+
+    def samples():
+        for number, image_id in enumerate(ids):
+            image, objects = render_image(np.random.default_rng((seed, number)), image_size)
+            yield image_id, image, [replace(obj, name=names[obj.name]) for obj in objects]
+
+    half = trainval // 2
+    image_sets = {"train": ids[:half], "val": ids[half:trainval], "trainval": ids[:trainval], "test": ids[trainval:]}
+    return write_voc(Path(data_dir) / "VOCdevkit" / "VOC2007", samples(), image_sets)
+
+
 DATA = DatasetFiles(
     name="PASCAL VOC2007",
     required=(
