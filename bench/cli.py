@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("--options", action="store_true", help="also show each entry's options")
     lister.intermixed = True  # the pattern may come after --options too
 
-    table = commands.add_parser("table", help="render the comparison table from a run's folder (its cell records) or an MLflow store")
+    table = commands.add_parser(
+        "table", help="render the comparison table from a run's folder (its cell records) or an MLflow store"
+    )
     where = table.add_mutually_exclusive_group()
     where.add_argument("--out", help="an output folder of `metricbench run` (reads its cell records)")
     where.add_argument("--tracking-uri", help="an MLflow tracking URI")

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 STAMP = VENV / ".metricbench-install"
-# torch and torchvision pinned as a pair (a torchvision build matches exactly one torch)
 # test workers: one per core up to this many (each builds the session's shared fixtures, a smoke run included)
 MAX_WORKERS = 4
+# torch and torchvision pinned as a pair (a torchvision build matches exactly one torch)
 TORCH = os.environ.get("METRICBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
 
 

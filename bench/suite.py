@@ -286,10 +286,6 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
     elif not isinstance(anytime, int) or anytime < 0 or anytime == 1:
         _fail(source, f"key 'anytime' must be true, false or a number of points per axis (2 or more), got {anytime!r}")
     budget = _budget_table(source, "budget", data.get("budget", {}))
-    task_budget = data.get("task_budget", {})
-    if not isinstance(task_budget, dict) or not all(isinstance(v, dict) for v in task_budget.values()):
-        _fail(source, "key 'task_budget' must hold one table per task, like [task_budget.NAME]")
-    task_budget = {task: _budget_table(source, f"task_budget.{task}", table) for task, table in task_budget.items()}
     targets = data.get("targets", {})
     if not isinstance(targets, dict) or not all(
         (isinstance(v, list) and v and all(isinstance(m, str) for m in v)) or isinstance(v, str) for v in targets.values()
@@ -303,13 +299,15 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
                 f"[targets] names task '{task}', which the suite does not run{suggest(task, _listed(data['tasks']))}; "
                 f"its tasks: {', '.join(_listed(data['tasks']))}",
             )
-    options = {}
-    for key in ("task_options", "method_options"):
+    tables = {}
+    for key, per in (("task_options", "task"), ("method_options", "method"), ("task_budget", "task")):
         table = data.get(key, {})
         if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
-            _fail(source, f"key '{key}' must hold one table per name, like [{key}.NAME]")
-        options[key] = table
-    tables = {**options, "task_budget": task_budget}
+            _fail(source, f"key '{key}' must hold one table per {per}, like [{key}.NAME]")
+        tables[key] = table
+    tables["task_budget"] = {
+        task: _budget_table(source, f"task_budget.{task}", table) for task, table in tables["task_budget"].items()
+    }
     for key, listed in (("task_options", data["tasks"]), ("method_options", data["methods"]), ("task_budget", data["tasks"])):
         for entry_name in tables[key]:
             if listed != "all" and entry_name not in listed:
@@ -328,8 +326,8 @@ def parse_suite(data: dict[str, Any], source: str, default_name: str) -> Suite:
         anytime=anytime,
         targets=targets,
         budget=budget,
-        task_budget=task_budget,
-        task_options=options["task_options"],
-        method_options=options["method_options"],
+        task_budget=tables["task_budget"],
+        task_options=tables["task_options"],
+        method_options=tables["method_options"],
         source=source,
     )

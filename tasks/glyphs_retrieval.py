@@ -18,6 +18,7 @@ from metricbench.tasks.models import EmbeddingCNN
 from metricbench.tasks.retrieval import RetrievalTask
 from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
 from metricbench.tasks.transforms import random_crop
+from metricbench.tasks.weights import PRETRAIN_STEPS
 
 
 @register_task(
@@ -31,7 +32,7 @@ from metricbench.tasks.transforms import random_crop
         "val_fraction": Option(float, 0.2, "share of the classes used as val (metric observations)"),
         "test_fraction": Option(float, 0.2, "share of the classes held out as test"),
         "embedding_dim": Option(int, 64, "embedding size"),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)"),
+        "pretrain_steps": PRETRAIN_STEPS,
     },
 )
 class GlyphsRetrievalTask(RetrievalTask):

@@ -20,6 +20,7 @@ from metricbench.tasks.detectors import tiny_faster_rcnn
 from metricbench.tasks.shapes_data import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
 from metricbench.tasks.splits import ListSplit, Splits, SplitSizes, StreamConfig, StreamSplit, list_collate
 from metricbench.tasks.voc import VOCDetection
+from metricbench.tasks.weights import PRETRAIN_STEPS
 
 
 @register_task(
@@ -32,7 +33,7 @@ from metricbench.tasks.voc import VOCDetection
         "test_images": Option(int, 80, "images in the test image set"),
         "image_size": Option(int, 96, "image side in pixels"),
         "width": Option(int, 16, "channels of the detector backbone's first stage"),
-        "pretrain_steps": Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)"),
+        "pretrain_steps": PRETRAIN_STEPS,
         "storage": Option(
             str, "stream", "read images through DataLoader workers, or decode them once into memory", ("stream", "memory")
         ),

@@ -27,6 +27,8 @@ from metricbench.bench.errors import UsageError
 from metricbench.bench.registry import Option
 
 PUBLIC_PREFIXES = ("torchvision:", "timm:")
+# a shorter pretraining gives a weaker start (more headroom for finetuning); tasks without `start_options` list it too
+PRETRAIN_STEPS = Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)")
 KEYWORDS = ("recipe", "none", "imagenet")
 
 
@@ -64,7 +66,7 @@ def start_options(
             "imagenet", "backbone start: 'imagenet' (torchvision's public weights), 'none', or a file"
         )
     options["weights"] = weights_option(weights_default, weights_help)
-    options["pretrain_steps"] = Option(int, 0, "steps of the pretraining recipe (0: the recipe's own)")
+    options["pretrain_steps"] = PRETRAIN_STEPS
     if streamed:
         options["workers"] = Option(int, -1, "DataLoader workers (-1: up to 4, one per core)")
     return options
