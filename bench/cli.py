@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from metricbench.bench import __version__
-from metricbench.bench.errors import UsageError
+from metricbench.bench.core.errors import UsageError
 
 
 def _csv(text: str) -> list[str]:
@@ -62,7 +62,7 @@ def _one_of(*names: str, label: str = ""):
     def parse(text: str) -> str:
         if text in names:
             return text
-        from metricbench.bench.registry import suggest
+        from metricbench.bench.core.registry import suggest
 
         raise argparse.ArgumentTypeError(f"{label}must be {_either(names)}, got {text!r}{suggest(text, names)}")
 
@@ -234,7 +234,7 @@ def _explain(parser: argparse.ArgumentParser, message: str, argv: list[str]) -> 
         word = next((arg for arg in argv if not arg.startswith("-")), None)
         if word is None:
             return f"missing command: {_either(commands)}{see}"
-        from metricbench.bench.registry import suggest
+        from metricbench.bench.core.registry import suggest
 
         return f"unknown command {word!r}{suggest(word, commands)}; the command is {_either(commands)}{see}"
     required = re.fullmatch(r"the following arguments are required: (.*)", message)
@@ -283,7 +283,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def cmd_run(args) -> int:
-    from metricbench.bench import interrupts
+    from metricbench.bench.core import interrupts
 
     # from the first instant: a Ctrl-C while the suite is validated is honoured at the run's first safe point
     with interrupts.ctrl_c_stops_the_suite():
@@ -291,8 +291,8 @@ def cmd_run(args) -> int:
 
 
 def _run(args) -> int:
-    from metricbench.bench.runner import RunSettings, run_suite, summary_text
-    from metricbench.bench.suite import load_suite
+    from metricbench.bench.run.runner import RunSettings, run_suite, summary_text
+    from metricbench.bench.run.suite import load_suite
 
     suite = load_suite(args.suite).select(args.tasks, args.methods, args.seeds, args.steps, args.task_option, args.method_option)
     out_dir = Path(args.out.format(suite=suite.name))
@@ -314,7 +314,7 @@ def cmd_list(args) -> int:
     if args.what == "suites":
         import fnmatch
 
-        from metricbench.bench.suite import builtin_suites, load_suite
+        from metricbench.bench.run.suite import builtin_suites, load_suite
 
         suites = {name: path for name, path in builtin_suites().items() if fnmatch.fnmatch(name, args.pattern)}
         if not suites:
@@ -329,15 +329,15 @@ def cmd_list(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from metricbench.bench.tracking import check_tracking_uri
+    from metricbench.bench.track.tracking import check_tracking_uri
 
     if args.out:
         # the records are the source of truth: no store is read, nothing is created
-        from metricbench.bench import tables
+        from metricbench.bench.report import tables
 
         results = tables.load_records(args.out, suite=args.suite)
         if args.paired:
-            from metricbench.bench import paired
+            from metricbench.bench.report import paired
 
             diagnostics = tuple(name for name in args.diagnostics.split(",") if name)
             print(paired.to_markdown(paired.paired(results, args.paired, diagnostics), args.paired, diagnostics), end="")
@@ -350,7 +350,7 @@ def cmd_table(args) -> int:
             raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")
         # before anything opens the store: MLflow would create an empty one at a SQLite path that holds none
         check_tracking_uri(uri, must_exist=True)
-        from metricbench.bench import tables
+        from metricbench.bench.report import tables
 
         results, _ = tables.collect(uri, args.suite)
     _check_baseline(results, args.baseline)
@@ -366,7 +366,7 @@ def cmd_table(args) -> int:
 def _check_baseline(results, baseline: str) -> None:
     methods = sorted({r.method for r in results})
     if baseline not in methods:
-        from metricbench.bench.registry import suggest
+        from metricbench.bench.core.registry import suggest
 
         raise UsageError(
             f"--baseline '{baseline}' ran no cell here{suggest(baseline, methods)}; its methods: {', '.join(methods)}"
@@ -374,7 +374,8 @@ def _check_baseline(results, baseline: str) -> None:
 
 
 def cmd_report(args) -> int:
-    from metricbench.bench import outputs, report, tables
+    from metricbench.bench.report import html as report
+    from metricbench.bench.report import outputs, tables
 
     results = tables.load_records(args.out, suite=args.suite)
     _check_baseline(results, args.baseline)
@@ -386,19 +387,19 @@ def cmd_report(args) -> int:
 def _with_published(table, published: str | None):
     if published is None:
         return table
-    from metricbench.bench import tables
+    from metricbench.bench.report import tables
 
     return tables.add_published(table, tables.load_published(published or tables.DEFAULT_PUBLISHED))
 
 
 def cmd_ui(args) -> int:
-    from metricbench.bench.ui import serve
+    from metricbench.bench.track.ui import serve
 
     return serve(args.out, args.tracking_uri, args.port, args.suite)
 
 
 def cmd_data(args) -> int:
-    from metricbench.bench.datasets import data_command
+    from metricbench.bench.run.datasets import data_command
 
     return data_command(args.action, args.task, Path(args.data_dir))
 

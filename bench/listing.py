@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from metricbench.bench.budget import ACCOUNTS
-from metricbench.bench.errors import UsageError
-from metricbench.bench.registry import Entry, Registry
+from metricbench.bench.core.budget import ACCOUNTS
+from metricbench.bench.core.errors import UsageError
+from metricbench.bench.core.registry import Entry, Registry
 
 CATALOG = Path(__file__).with_name("catalog.json")
 WRITE_COMMAND = "python -m metricbench.bench.listing --write"

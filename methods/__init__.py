@@ -4,8 +4,8 @@ Built-in methods live in the modules below; a package registers more through the
 group `metricbench.methods`.
 """
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.registry import Option, Registry, non_negative, positive
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.registry import Option, Registry, non_negative, positive
 
 METHODS = Registry(
     "method",
@@ -14,7 +14,7 @@ METHODS = Registry(
         "metricbench.methods.es",
         "metricbench.methods.ala",
         "metricbench.methods.dab",
-        "metricbench.methods.metricopt",
+        "metricbench.methods.metricopt.method",
     ),
     entry_point_group="metricbench.methods",
 )

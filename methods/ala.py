@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 
 import torch
+from metricbench.bench.core.seeding import seeded_module
 from metricbench.methods import Option, non_negative, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
-from metricbench.methods.seeded import seeded_module
 from torch import nn
 
 ACTIONS = torch.tensor([-1.0, 0.0, 1.0])  # the action index 0/1/2 as a step direction

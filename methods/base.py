@@ -5,11 +5,11 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.context import FinetuneContext, History
-from metricbench.bench.errors import HookContractError
-from metricbench.bench.oracle import MetricOracle, TaskView
-from metricbench.bench.stages import StageContext, StageSpec
+from metricbench.bench.api.context import FinetuneContext, History
+from metricbench.bench.api.oracle import MetricOracle, TaskView
+from metricbench.bench.api.stages import StageContext, StageSpec
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import HookContractError
 from torch import nn
 
 __all__ = ["Method", "StageContext", "StageSpec", "run_finetune"]

@@ -34,12 +34,12 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from metricbench.bench.errors import HookContractError
+from metricbench.bench.core.errors import HookContractError
+from metricbench.bench.core.seeding import seeded_module
 from metricbench.methods import Option, non_negative, positive, register_method
 from metricbench.methods.base import Method
 from metricbench.methods.correlation import pearson
 from metricbench.methods.loss_training import LossTrainer, finetune_recipe, loss_training_options
-from metricbench.methods.seeded import seeded_module
 from torch import nn
 from torchvision.ops import box_iou
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from metricbench.bench.registry import Option
-from metricbench.bench.training import TrainRecipe, make_optimizer, make_scheduler
+from metricbench.bench.core.registry import Option
+from metricbench.bench.core.training import TrainRecipe, make_optimizer, make_scheduler
 
 
 def loss_training_options() -> dict[str, Option]:

@@ -8,7 +8,7 @@ set of defaults is sensible on classification, retrieval and detection alike.
 
 from __future__ import annotations
 
-from metricbench.bench.training import train_steps
+from metricbench.bench.core.training import train_steps
 from metricbench.methods import Option, register_method
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.base import Method

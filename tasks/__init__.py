@@ -4,7 +4,7 @@ Built-in tasks live in the modules below; a package registers more through the e
 `metricbench.tasks` (each entry point names a module that calls `register_task` on import).
 """
 
-from metricbench.bench.registry import Option, Registry
+from metricbench.bench.core.registry import Option, Registry
 
 TASKS = Registry(
     "task",

@@ -3,10 +3,10 @@ binary), MLP. Stands in for a9a: tabular, binary, logistic loss."""
 
 from __future__ import annotations
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import register_task
-from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
+from metricbench.tasks.kinds.tabular import TabularArrays, TabularTask, tabular_options
 from sklearn.datasets import load_breast_cancer
 
 

@@ -16,17 +16,17 @@ decay (ours: the recipe type this harness has). The finetuning budget is ours (t
 from __future__ import annotations
 
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.cifar_data import ARCHIVE_MD5, FILES, FOLDER, URL, read_cifar10, write_cifar10
-from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.data import stratified_sizes, stratified_split
-from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.download import Resource
-from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
-from metricbench.tasks.transforms import compose, random_crop, random_flip_lr
-from metricbench.tasks.weights import start_options
+from metricbench.tasks.data.dataset_files import DatasetFiles
+from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.partition import stratified_sizes, stratified_split
+from metricbench.tasks.data.splits import Splits, SplitSizes, TensorSplit
+from metricbench.tasks.data.transforms import compose, random_crop, random_flip_lr
+from metricbench.tasks.data.weights import start_options
+from metricbench.tasks.formats.cifar import ARCHIVE_MD5, FILES, FOLDER, URL, read_cifar10, write_cifar10
+from metricbench.tasks.kinds.classification import ClassificationTask
 
 DATA = DatasetFiles(
     name="CIFAR-10 (python version)",
@@ -83,6 +83,6 @@ class Cifar10Task(ClassificationTask):
         return SplitSizes(*stratified_sizes(sizes["train"], 0.0, self.options["val_fraction"], official_test=sizes["test"]))
 
     def build_model(self):
-        from metricbench.tasks.paper_models import CifarResNet
+        from metricbench.tasks.models.paper import CifarResNet
 
         return CifarResNet(self.options["depth"], self.num_classes)

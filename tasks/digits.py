@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.data import stratified_sizes, stratified_split
-from metricbench.tasks.models import SmallResNet
-from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
+from metricbench.tasks.data.partition import stratified_sizes, stratified_split
+from metricbench.tasks.data.splits import Splits, SplitSizes, TensorSplit
+from metricbench.tasks.kinds.classification import ClassificationTask
+from metricbench.tasks.models.small import SmallResNet
 from sklearn.datasets import load_digits
 
 

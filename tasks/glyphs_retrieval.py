@@ -9,16 +9,16 @@ x 4 images, translated by up to 2 pixels on the device. Judged on Recall@1/2/4/8
 from __future__ import annotations
 
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split
-from metricbench.tasks.glyphs_data import make_glyphs
-from metricbench.tasks.models import EmbeddingCNN
-from metricbench.tasks.retrieval import RetrievalTask
-from metricbench.tasks.splits import Splits, SplitSizes, TensorSplit
-from metricbench.tasks.transforms import random_crop
-from metricbench.tasks.weights import PRETRAIN_STEPS
+from metricbench.tasks.data.partition import class_disjoint_counts, class_disjoint_split
+from metricbench.tasks.data.splits import Splits, SplitSizes, TensorSplit
+from metricbench.tasks.data.transforms import random_crop
+from metricbench.tasks.data.weights import PRETRAIN_STEPS
+from metricbench.tasks.formats.glyphs import make_glyphs
+from metricbench.tasks.kinds.retrieval import RetrievalTask
+from metricbench.tasks.models.small import EmbeddingCNN
 
 
 @register_task(

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.errors import DataError, UsageError
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import DataError, UsageError
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.classification import ClassificationTask
-from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.imagenet_data import FOLDER, MANUAL, list_image_folder, write_imagenet
-from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
-from metricbench.tasks.models import Normalized
-from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
-from metricbench.tasks.weights import start_options
+from metricbench.tasks.data.dataset_files import DatasetFiles
+from metricbench.tasks.data.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.data.weights import start_options
+from metricbench.tasks.formats.imagenet import FOLDER, MANUAL, list_image_folder, write_imagenet
+from metricbench.tasks.formats.images import ImageFiles, center_crop, random_resized_crop
+from metricbench.tasks.kinds.classification import ClassificationTask
+from metricbench.tasks.models.small import Normalized
 
 DATA = DatasetFiles(
     name="ImageNet-1k (ILSVRC2012)",
@@ -131,7 +131,7 @@ class ImageNetTask(ClassificationTask):
         return SplitSizes(sizes["train"] - val, val, sizes["test"], () if exact else ("train", "val"))
 
     def build_model(self):
-        from metricbench.tasks.paper_models import nasnet_a_large, nasnet_a_mobile
+        from metricbench.tasks.models.paper import nasnet_a_large, nasnet_a_mobile
 
         build = nasnet_a_mobile if self.options["model"] == "nasnet-a-mobile" else nasnet_a_large
         return Normalized(build(num_classes=self.num_classes), NASNET_MEAN, NASNET_STD)

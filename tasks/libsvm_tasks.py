@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.registry import Option
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.registry import Option
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import register_task
-from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.download import Resource
-from metricbench.tasks.libsvm import binary_fixture, read_libsvm, write_libsvm
-from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
-from metricbench.tasks.weights import start_options
+from metricbench.tasks.data.dataset_files import DatasetFiles
+from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.weights import start_options
+from metricbench.tasks.formats.libsvm import binary_fixture, read_libsvm, write_libsvm
+from metricbench.tasks.kinds.tabular import TabularArrays, TabularTask, tabular_options
 
 LIBSVM_BINARY = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary"
 LIBSVM_PAGE = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary.html"

@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.detection import DetectionTask
-from metricbench.tasks.detectors import tiny_faster_rcnn
-from metricbench.tasks.shapes_data import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
-from metricbench.tasks.splits import ListSplit, Splits, SplitSizes, StreamConfig, StreamSplit, list_collate
-from metricbench.tasks.voc import VOCDetection
-from metricbench.tasks.weights import PRETRAIN_STEPS
+from metricbench.tasks.data.splits import ListSplit, Splits, SplitSizes, StreamConfig, StreamSplit, list_collate
+from metricbench.tasks.data.weights import PRETRAIN_STEPS
+from metricbench.tasks.formats.shapes import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes_voc
+from metricbench.tasks.formats.voc import VOCDetection
+from metricbench.tasks.kinds.detection import DetectionTask
+from metricbench.tasks.models.detectors import tiny_faster_rcnn
 
 
 @register_task(

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks import weights as weight_sources
-from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split
-from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.download import Resource
-from metricbench.tasks.images import ImageFiles, center_crop, random_resized_crop
-from metricbench.tasks.models import EmbeddingHead, Normalized
-from metricbench.tasks.retrieval import RetrievalTask
-from metricbench.tasks.sop_data import ARCHIVE_MD5, FOLDER, TEST_INDEX, TRAIN_INDEX, URL, read_index, write_sop
-from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
-from metricbench.tasks.weights import start_options
+from metricbench.tasks.data import weights as weight_sources
+from metricbench.tasks.data.dataset_files import DatasetFiles
+from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.partition import class_disjoint_counts, class_disjoint_split
+from metricbench.tasks.data.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
+from metricbench.tasks.data.weights import start_options
+from metricbench.tasks.formats.images import ImageFiles, center_crop, random_resized_crop
+from metricbench.tasks.formats.sop import ARCHIVE_MD5, FOLDER, TEST_INDEX, TRAIN_INDEX, URL, read_index, write_sop
+from metricbench.tasks.kinds.retrieval import RetrievalTask
+from metricbench.tasks.models.small import EmbeddingHead, Normalized
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATA = DatasetFiles(

@@ -5,10 +5,10 @@ split holds 8,000 examples, so differences of a few tenths of a percent are meas
 
 from __future__ import annotations
 
-from metricbench.bench.budget import Budget
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks.tabular import TabularArrays, TabularTask, tabular_options
+from metricbench.tasks.kinds.tabular import TabularArrays, TabularTask, tabular_options
 from sklearn.datasets import make_classification
 
 

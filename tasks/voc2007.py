@@ -25,18 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.errors import DataError, UsageError
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import DataError, UsageError
+from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
-from metricbench.tasks import weights as weight_sources
-from metricbench.tasks.datasets import DatasetFiles
-from metricbench.tasks.detection import DetectionTask
-from metricbench.tasks.download import Resource
-from metricbench.tasks.shapes_data import SHAPE_CLASSES, render_image
-from metricbench.tasks.splits import Splits, SplitSizes, StreamConfig, StreamSplit, list_collate, worker_count
-from metricbench.tasks.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc
-from metricbench.tasks.weights import start_options
+from metricbench.tasks.data import weights as weight_sources
+from metricbench.tasks.data.dataset_files import DatasetFiles
+from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.splits import Splits, SplitSizes, StreamConfig, StreamSplit, list_collate, worker_count
+from metricbench.tasks.data.weights import start_options
+from metricbench.tasks.formats.shapes import SHAPE_CLASSES, render_image
+from metricbench.tasks.formats.voc import VOC_CLASSES, VOCDetection, VOCFormatError, write_voc
+from metricbench.tasks.kinds.detection import DetectionTask
 
 ROOT = "VOCdevkit/VOC2007"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007"

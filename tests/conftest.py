@@ -9,9 +9,9 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pytest
 import torch
-from metricbench.bench.cell import CellEnv
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite
+from metricbench.bench.run.cell import CellEnv
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
 
 # one intra-op thread per test process, as the harness's own default: the tests run in one worker per
 # core (bench/dev.py), and two-thread workers on two cores would oversubscribe them

@@ -49,7 +49,7 @@ def _node(name: str) -> str:
 MUTATIONS = (
     Mutation(
         "1 atomic write: straight into the final path",
-        "bench/files.py",
+        "bench/core/files.py",
         """    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
@@ -67,7 +67,7 @@ MUTATIONS = (
     ),
     Mutation(
         "2 end-of-cell check: one trailing unreported step passes",
-        "bench/metering.py",
+        "bench/run/metering.py",
         """        if self.optimizer_steps > self.reported_steps:
             self.raise_unreported()
 """,
@@ -81,7 +81,7 @@ MUTATIONS = (
     ),
     Mutation(
         "3 the model's optimizer: ALL its parameters, not ANY",
-        "bench/metering.py",
+        "bench/run/metering.py",
         """        if any(id(p) in self._model_params for p in params):
             return True
         # the model may have gained parameters (adapters attached during finetuning): look again. The
@@ -103,7 +103,7 @@ MUTATIONS = (
     ),
     Mutation(
         "4 test curve: evaluation time not accumulated",
-        "bench/anytime.py",
+        "bench/run/anytime.py",
         """            self.seconds += time.perf_counter() - started
 """,
         """            self.seconds = time.perf_counter() - started
@@ -115,7 +115,7 @@ MUTATIONS = (
     ),
     Mutation(
         "5 evaluation leaves the model in train mode",
-        "tasks/base.py",
+        "tasks/kinds/base.py",
         """        finally:
             model.train(was_training)
         return self.collate(predictions), self.collate(targets)
@@ -131,7 +131,7 @@ MUTATIONS = (
     ),
     Mutation(
         "6 tables: verdict and bold from the raw p-value",
-        "bench/tables.py",
+        "bench/report/tables.py",
         """        if adjusted < ALPHA and entry.difference != 0:
 """,
         """        if entry.p < ALPHA and entry.difference != 0:
@@ -140,7 +140,7 @@ MUTATIONS = (
     ),
     Mutation(
         "7 stage identity without the target metric",
-        "bench/stages.py",
+        "bench/run/stages.py",
         """        "target": cell.target,
         "seed": cell.seed,
 """,
@@ -153,7 +153,7 @@ MUTATIONS = (
     ),
     Mutation(
         "8 stage handed the cell's own model",
-        "bench/stages.py",
+        "bench/run/stages.py",
         """            return StageSource(name, copy.deepcopy(model), view,""",
         """            return StageSource(name, model, view,""",
         (
@@ -163,7 +163,7 @@ MUTATIONS = (
     ),
     Mutation(
         "9 record without a checksum accepted",
-        "bench/cell.py",
+        "bench/run/cell.py",
         """        problem = None if record.get("checksum") == _checksum(record) else "its checksum does not match"
 """,
         """        problem = None if record.get("checksum") in (None, _checksum(record)) else "its checksum does not match"

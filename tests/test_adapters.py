@@ -7,13 +7,13 @@ import copy
 
 import pytest
 import torch
-from metricbench.bench.datasets import fixture
-from metricbench.bench.pretrain import seeded_model
+from metricbench.bench.run.datasets import fixture
+from metricbench.bench.run.pretrain import seeded_model
 from metricbench.methods.adapters import _apply_film, attach_film_adapters
 from metricbench.tasks import create_task, list_tasks
-from metricbench.tasks.base import DataPaths
-from metricbench.tasks.detection import images_to_model
-from paper_options import SMALL_OPTIONS
+from metricbench.tasks.kinds.base import DataPaths
+from metricbench.tasks.kinds.detection import images_to_model
+from helpers.paper_options import SMALL_OPTIONS
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
@@ -135,8 +135,8 @@ def test_where_selects_layers_and_a_model_without_norm_layers_is_an_error():
 def test_the_surrogate_with_adapters_only_changes_the_adapters_and_nothing_else(cell_env):
     from dataclasses import replace
 
-    from metricbench.bench.cell import prepare_finetune
-    from metricbench.bench.suite import load_suite
+    from metricbench.bench.run.cell import prepare_finetune
+    from metricbench.bench.run.suite import load_suite
     from metricbench.methods import create_method
     from metricbench.methods.base import run_finetune
 

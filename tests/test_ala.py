@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, run_cell
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.run.cell import CellEnv, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.ala import DiscountedReturns, LossController, apply_actions, decision_plan, state_features
-from metricbench.tasks.classification import ClassRelationLoss
+from metricbench.tasks.kinds.classification import ClassRelationLoss
 
 
 def _per_example(loss, logits, targets, params=None):

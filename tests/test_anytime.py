@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from metricbench.bench.anytime import log_marks, oracle_calls
-from metricbench.bench.cell import run_cell
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite, parse_suite
+from metricbench.bench.run.anytime import log_marks, oracle_calls
+from metricbench.bench.run.cell import run_cell
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite, parse_suite
 
 
 def test_log_marks_span_one_to_the_limit():

@@ -10,13 +10,14 @@ import sys
 import textwrap
 from dataclasses import replace
 
-import metricbench.bench.artifacts as artifacts
+import metricbench.bench.run.artifacts as artifacts
 import pytest
 import torch
-from metricbench.bench.artifacts import ArtifactStore, key_digest
-from metricbench.bench.pretrain import checkpoint_key, pretrained_checkpoint
+from metricbench.bench.core.files import key_digest
+from metricbench.bench.run.artifacts import ArtifactStore
+from metricbench.bench.run.pretrain import checkpoint_key, pretrained_checkpoint
 from metricbench.tasks import create_task
-from metricbench.tasks.base import DataPaths
+from metricbench.tasks.kinds.base import DataPaths
 
 KEY = {"name": "example", "size": 3}
 PAYLOAD = bytes(range(256)) * 64
@@ -155,7 +156,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, sys, time
     from pathlib import Path
-    from metricbench.bench.artifacts import ArtifactStore
+    from metricbench.bench.run.artifacts import ArtifactStore
 
     root, log, name, siblings, wait_for = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
     (root / f"ready-{name}").touch()
@@ -220,10 +221,10 @@ PRETRAIN_CHILD = textwrap.dedent(
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from metricbench.bench.artifacts import ArtifactStore
-    from metricbench.bench.pretrain import pretrained_checkpoint
-    from metricbench.bench.training import TrainRecipe
-    from metricbench.tasks.base import DataPaths
+    from metricbench.bench.run.artifacts import ArtifactStore
+    from metricbench.bench.run.pretrain import pretrained_checkpoint
+    from metricbench.bench.core.training import TrainRecipe
+    from metricbench.tasks.kinds.base import DataPaths
     from metricbench.tasks.digits import DigitsTask
 
     root, name = Path(sys.argv[1]), sys.argv[2]

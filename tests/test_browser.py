@@ -18,6 +18,8 @@ try:
 except ImportError:
     pytest.skip("the browser tests need the `playwright` package (pip install -e '.[test]')", allow_module_level=True)
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else shutil.which("chromium")
 if CHROMIUM is None:
     pytest.skip(
@@ -26,8 +28,8 @@ if CHROMIUM is None:
     )
 
 from metricbench.bench.cli import main  # noqa: E402
-from metricbench.bench.tracking import cell_run_name  # noqa: E402
-from ui_process import UiProcess, alive, descendants  # noqa: E402
+from metricbench.bench.track.tracking import cell_run_name  # noqa: E402
+from helpers.ui_process import UiProcess, alive, descendants  # noqa: E402
 
 FLAGS = [
     "--no-sandbox",

@@ -8,14 +8,14 @@ import json
 import sys
 import textwrap
 
-import metricbench.bench.pretrain
+import metricbench.bench.run.pretrain
 import torch
-from metricbench.bench.cell import CellEnv, run_cell
 from metricbench.bench.cli import main
-from metricbench.bench.pretrain import checkpoint_key
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.training import TrainRecipe
+from metricbench.bench.run.cell import CellEnv, run_cell
+from metricbench.bench.run.pretrain import checkpoint_key
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
 from metricbench.tasks import TASKS
 from metricbench.tasks.digits import DigitsTask
 from metricbench.tasks.glyphs_retrieval import GlyphsRetrievalTask
@@ -46,8 +46,8 @@ def test_two_targets_are_two_cells_with_their_own_oracle_and_one_pretraining(tmp
     cells = suite.cells()
     assert [c.target for c in cells] == ["misclassification", "aucpr"] and cells[0].cell_id != cells[1].cell_id
     pretrainings = []
-    real = metricbench.bench.pretrain.train_steps
-    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", lambda *a, **k: (pretrainings.append(1), real(*a, **k)))
+    real = metricbench.bench.run.pretrain.train_steps
+    monkeypatch.setattr(metricbench.bench.run.pretrain, "train_steps", lambda *a, **k: (pretrainings.append(1), real(*a, **k)))
     out = tmp_path / "out"
     summary = run_suite(suite, RunSettings(out_dir=out, device="cpu", quiet=True))
     assert summary.failed == 0 and summary.computed == 2
@@ -122,17 +122,17 @@ def test_a_cpu_cell_computes_its_metrics_on_the_cpu_even_when_a_gpu_is_present(
     tmp_path, monkeypatch, temporary_task, checkpoint_cache
 ):
     temporary_task("test-glyphs", TinyGlyphs, TASKS.entry("glyphs-retrieval").options)
+    import metricbench.tasks.kinds.retrieval
     import metricbench.tasks.metrics.retrieval
-    import metricbench.tasks.retrieval
 
     devices = []
-    real = metricbench.tasks.retrieval.retrieval_metrics
+    real = metricbench.tasks.kinds.retrieval.retrieval_metrics
 
     def spy(embeddings, labels, *args, **kwargs):
         devices.append((embeddings.device.type, kwargs["device"]))
         return real(embeddings, labels, *args, **kwargs)
 
-    monkeypatch.setattr(metricbench.tasks.retrieval, "retrieval_metrics", spy)
+    monkeypatch.setattr(metricbench.tasks.kinds.retrieval, "retrieval_metrics", spy)
     # a metric left on device="auto" would now pick CUDA (and fail on this machine)
     monkeypatch.setattr(metricbench.tasks.metrics.retrieval, "_auto_device", lambda embeddings: torch.device("cuda"))
     suite = load_suite("smoke").select(methods=["surrogate"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget, Ledger
-from metricbench.bench.context import FinetuneContext
-from metricbench.bench.errors import BudgetExhausted, Diverged
+from metricbench.bench.api.context import FinetuneContext
+from metricbench.bench.core.budget import Budget, Ledger
+from metricbench.bench.core.errors import BudgetExhausted, Diverged
 
 
 def _ctx(steps=10, flush_every=5, seed=0):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, run_cell
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.run.cell import CellEnv, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.correlation import pearson
 from metricbench.methods.dab import Bridge, classification_inputs, detection_inputs, ranked_lists, retrieval_inputs
 

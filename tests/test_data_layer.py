@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from metricbench.tasks.data import class_disjoint_split
-from metricbench.tasks.sampling import ClassBalancedBatches, ShuffledBatches, class_balanced_sample
-from metricbench.tasks.splits import ListSplit, StreamConfig, StreamSplit, TensorSplit, list_collate
-from metricbench.tasks.transforms import compose, random_crop, random_flip_lr
+from metricbench.tasks.data.partition import class_disjoint_split
+from metricbench.tasks.data.sampling import ClassBalancedBatches, ShuffledBatches, class_balanced_sample
+from metricbench.tasks.data.splits import ListSplit, StreamConfig, StreamSplit, TensorSplit, list_collate
+from metricbench.tasks.data.transforms import compose, random_crop, random_flip_lr
 
 
 def _take(iterator, n):

@@ -1,4 +1,4 @@
-"""Dataset downloads (`tasks/download.py`) against a loopback HTTP server: verification, resuming,
+"""Dataset downloads (`tasks/data/download.py`) against a loopback HTTP server: verification, resuming,
 one-line errors, safe and atomic extraction, and an idempotent `fetch`."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackServer, refused_url
-from metricbench.bench.errors import UsageError
-from metricbench.tasks import download as dl
-from metricbench.tasks.download import DownloadError, Resource, download, extract, fetch, file_digest, is_complete
+from helpers.loopback import LoopbackServer, refused_url
+from metricbench.bench.core.errors import UsageError
+from metricbench.tasks.data import download as dl
+from metricbench.tasks.data.download import DownloadError, Resource, download, extract, fetch, file_digest, is_complete
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 

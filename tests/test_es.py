@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, prepare_finetune, run_cell
-from metricbench.bench.errors import UsageError
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import UsageError
+from metricbench.bench.run.cell import CellEnv, prepare_finetune, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import create_method
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.methods.es import antithetic_gradient

@@ -11,11 +11,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from metricbench.bench import interrupts, tables
-from metricbench.bench.budget import Budget
 from metricbench.bench.cli import main
-from metricbench.bench.runner import DEFAULT_THREADS, RunSettings, run_suite
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core import interrupts
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.report import tables
+from metricbench.bench.run.runner import DEFAULT_THREADS, RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import create_method
 
 
@@ -58,8 +59,8 @@ def test_the_metricopt_suite_pins_the_stage_sizes_its_committed_comparison_was_m
 
 
 def test_a_built_stage_meta_trains_for_the_sizes_its_key_names(tmp_path, cell_env, monkeypatch):
-    import metricbench.methods.metricopt as metricopt
-    from metricbench.bench.cell import run_cell
+    import metricbench.methods.metricopt.method as metricopt
+    from metricbench.bench.run.cell import run_cell
 
     lengths = {}
     real_meta_train, real_rule = metricopt.meta_train, metricopt.train_update_rule
@@ -163,7 +164,7 @@ def test_a_ctrl_c_during_a_method_stops_the_suite_at_its_next_step_and_writes_no
 
 
 def test_the_cli_turns_a_ctrl_c_into_one_line_and_exit_130(tmp_path, capsys, monkeypatch, checkpoint_cache):
-    import metricbench.bench.runner as runner
+    import metricbench.bench.run.runner as runner
 
     def presses_ctrl_c(*_args):
         signal.raise_signal(signal.SIGINT)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from metricbench.tasks.glyphs_data import make_glyphs
-from metricbench.tasks.metric_learning import circle_loss
-from metricbench.tasks.models import EmbeddingCNN
+from metricbench.tasks.formats.glyphs import make_glyphs
+from metricbench.tasks.kinds.retrieval_loss import circle_loss
+from metricbench.tasks.models.small import EmbeddingCNN
 
 
 def test_generator_is_deterministic_with_expected_shapes():

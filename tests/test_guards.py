@@ -21,18 +21,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from metricbench.bench import cell as cell_module
-from metricbench.bench import tables
-from metricbench.bench.anytime import AnytimeCurve
-from metricbench.bench.artifacts import key_digest
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import prepare_finetune, read_record, record_path, run_cell, write_record
-from metricbench.bench.errors import UnreportedSteps
-from metricbench.bench.files import atomic_write_bytes
-from metricbench.bench.metering import metering
-from metricbench.bench.records import CellResult
-from metricbench.bench.stages import StageSpec, build_or_reuse, stage_identity
-from metricbench.bench.suite import load_suite
+from metricbench.bench.api.stages import StageSpec
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import UnreportedSteps
+from metricbench.bench.core.files import atomic_write_bytes, key_digest
+from metricbench.bench.report import tables
+from metricbench.bench.report.records import CellResult
+from metricbench.bench.run import cell as cell_module
+from metricbench.bench.run.anytime import AnytimeCurve
+from metricbench.bench.run.cell import prepare_finetune, read_record, record_path, run_cell, write_record
+from metricbench.bench.run.metering import metering
+from metricbench.bench.run.stages import build_or_reuse, stage_identity
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.base import Method
 
 REPOSITORY = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bench", "methods", "tasks")
 
-METHOD_IMPORTS_ALLOWED = ("metricbench.methods", "metricbench.bench.training", "metricbench.bench.errors")
+METHOD_IMPORTS_ALLOWED = ("metricbench.methods", "metricbench.bench.core.training", "metricbench.bench.core.errors")
 FORBIDDEN_MODULES = {"gc", "inspect", "sys", "ctypes", "importlib", "builtins", "pickle", "dill", "types", "pathlib", "os"}
 FORBIDDEN_CALLS = {"getattr", "setattr", "vars", "globals", "locals", "eval", "exec", "__import__", "open", "compile"}
 
@@ -86,7 +86,7 @@ def test_the_method_rules_catch_each_trick():
         "import sys": "imports sys",
         "from metricbench.tasks.digits import DigitsTask": "imports metricbench.tasks.digits",
         "from metricbench.tasks import metrics": "imports metricbench.tasks",
-        "from metricbench.bench.cell import SplitCache": "imports metricbench.bench.cell",
+        "from metricbench.bench.run.cell import SplitCache": "imports metricbench.bench.run.cell",
         "oracle._task.evaluate(model, oracle._val)": "reads private attribute ._task",
         "ctx.step.__func__.__globals__": "reads private attribute .__func__",
         "getattr(oracle, '_val')": "calls getattr()",
@@ -122,6 +122,6 @@ def test_the_dependency_direction():
     for package in ("tasks", "methods"):
         for path in _sources(package):
             for line, name in _imports(ast.parse(path.read_text())):
-                assert not name.startswith(("metricbench.bench.runner", "metricbench.bench.cell")), (
+                assert not name.startswith(("metricbench.bench.run.runner", "metricbench.bench.run.cell")), (
                     f"{path.relative_to(ROOT)}:{line} imports {name}"
                 )

@@ -6,8 +6,8 @@ its runs where the value function was trained."""
 from __future__ import annotations
 
 import torch
-from metricbench.methods.learned_update import LearnedUpdate, UpdateRule, normalised, train_update_rule
-from metricbench.methods.value_function import PhiProjection
+from metricbench.methods.metricopt.learned_update import LearnedUpdate, UpdateRule, normalised, train_update_rule
+from metricbench.methods.metricopt.value_function import PhiProjection
 from torch import nn
 
 

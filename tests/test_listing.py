@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from metricbench.bench.cli import main
 from metricbench.tasks import TASKS, create_task, list_tasks
-from metricbench.tasks.base import DataPaths
-from metricbench.tasks.data import class_disjoint_counts, class_disjoint_split, stratified_sizes, stratified_split
-from plugin_package import write_plugin
+from metricbench.tasks.data.partition import class_disjoint_counts, class_disjoint_split, stratified_sizes, stratified_split
+from metricbench.tasks.kinds.base import DataPaths
+from helpers.plugin_package import write_plugin
 
 HEAVY = ("torch", "mlflow", "sklearn", "torchvision", "timm")
 
@@ -217,12 +217,12 @@ def _fixture_dataset_sizes(name: str, folder, sizes: dict[str, int]) -> dict[str
     """`dataset_sizes` as the task declares them for the real dataset, counted on the fixture."""
     train, test = sizes["train"] + sizes["val"], sizes["test"]
     if name == "imagenet":
-        from metricbench.tasks.imagenet_data import list_image_folder
+        from metricbench.tasks.formats.imagenet import list_image_folder
 
         per_class = np.bincount(list_image_folder(folder, "train").labels)
         return {"train": train, "test": test, "classes": len(per_class), "smallest_class": int(per_class.min())}
     if name == "sop":
-        from metricbench.tasks.sop_data import TRAIN_INDEX, read_index
+        from metricbench.tasks.formats.sop import TRAIN_INDEX, read_index
 
         return {"train": train, "train_classes": len(np.unique(read_index(folder, TRAIN_INDEX, "").classes)), "test": test}
     return {

@@ -9,11 +9,11 @@ import json
 import re
 
 import pytest
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, run_cell, write_record
-from metricbench.bench.errors import UsageError
-from metricbench.bench.runner import check_stage_sources
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.core.errors import UsageError
+from metricbench.bench.run.cell import CellEnv, run_cell, write_record
+from metricbench.bench.run.runner import check_stage_sources
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import METHODS
 
 SMALL = {

@@ -33,6 +33,7 @@ def _seed_zero(paired_markdown: str) -> dict[tuple[str, str, str], str]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_seed_zero_of_the_committed_comparison_is_reproduced(tmp_path, suite_cache):
     exe = shutil.which("metricbench", path=str(Path(sys.executable).parent)) or shutil.which("metricbench")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

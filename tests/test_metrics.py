@@ -151,7 +151,7 @@ def test_directions_and_unknown_metric():
     assert metrics.direction("aucpr") == "higher"
     assert metrics.is_better("misclassification", 0.1, 0.2)
     assert metrics.is_better("aucpr", 0.9, 0.8)
-    from metricbench.bench.errors import UsageError
+    from metricbench.bench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="did you mean 'aucpr'"):
         metrics.direction("aucprr")

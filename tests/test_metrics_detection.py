@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from metricbench.bench.errors import UsageError
+from metricbench.bench.core.errors import UsageError
 from metricbench.tasks import metrics
 from metricbench.tasks.metrics import HIGHER, MetricError
 from metricbench.tasks.metrics.detection import voc_ap_per_class

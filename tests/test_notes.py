@@ -3,9 +3,9 @@ reaches the record, MLflow and the table, with the seeds that said it."""
 
 from __future__ import annotations
 
-from metricbench.bench import tables
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite
+from metricbench.bench.report import tables
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.base import Method
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from metricbench.bench.cli import main
-from metricbench.bench.errors import DataError, UsageError
+from metricbench.bench.core.errors import DataError, UsageError
 from metricbench.tasks import create_task
-from metricbench.tasks.base import DataPaths
-from metricbench.tasks.cifar_data import FOLDER as CIFAR_FOLDER
-from metricbench.tasks.cifar_data import read_cifar10, write_cifar10
+from metricbench.tasks.formats.cifar import FOLDER as CIFAR_FOLDER
+from metricbench.tasks.formats.cifar import read_cifar10, write_cifar10
+from metricbench.tasks.kinds.base import DataPaths
 
 PAPER_TASKS = ("cifar10", "imagenet", "sop", "voc2007", "a9a", "covtype")
 
@@ -75,7 +75,7 @@ def test_cifar_splits_keep_uint8_images_on_the_device_and_carve_val_from_train(f
 
 
 def iter_stream(n):
-    from metricbench.tasks.sampling import ShuffledBatches
+    from metricbench.tasks.data.sampling import ShuffledBatches
 
     return ShuffledBatches(n, 8, seed=0)
 
@@ -198,7 +198,7 @@ def test_a_voc_folder_written_by_another_tool_loads(tmp_path):
 
 
 def test_an_sop_folder_in_the_published_layout_loads(tmp_path):
-    from metricbench.tasks.images import write_jpeg
+    from metricbench.tasks.formats.images import write_jpeg
 
     root = tmp_path / "Stanford_Online_Products"
     rows = {"Ebay_train.txt": [], "Ebay_test.txt": []}

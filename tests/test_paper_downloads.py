@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackServer
+from helpers.loopback import LoopbackServer
 from metricbench.bench.cli import main
 from metricbench.tasks import TASKS, create_task
-from metricbench.tasks.base import DataPaths
+from metricbench.tasks.kinds.base import DataPaths
 
 DOWNLOADABLE = ("cifar10", "sop", "voc2007", "a9a", "covtype")
 STREAMED = {"sop": {"workers": 0, "backbone_weights": "none"}, "voc2007": {"workers": 0, "backbone_weights": "none"}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metricbench.tasks.paper_models import CifarResNet, nasnet_a_large, nasnet_a_mobile, resnet32_cifar
+from metricbench.tasks.models.paper import CifarResNet, nasnet_a_large, nasnet_a_mobile, resnet32_cifar
 from torch import nn
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from metricbench.bench.cli import main
 from metricbench.tasks import create_task
-from paper_options import SMALL_OPTIONS
+from helpers.paper_options import SMALL_OPTIONS
 
 SMALL = {
     task: ([] if task == "imagenet" else [f"{task}.pretrain_steps=2"])
@@ -21,6 +21,7 @@ SMALL = {
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("task", list(SMALL))
 def test_paper_suite_runs_end_to_end_on_its_fixture(task, tmp_path, tracking_uri, checkpoint_cache, capsys):
     data_dir, out = tmp_path / "data", tmp_path / "out"

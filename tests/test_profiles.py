@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from metricbench.bench import profiles
+from metricbench.bench.report import profiles
 
 
 def test_ratios_profile_and_score_on_a_hand_made_case():

@@ -25,6 +25,7 @@ def _rows(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(1800)
 def test_quick_suite_runs_end_to_end_and_reproduces_the_committed_results(tmp_path, suite_cache):
     exe = shutil.which("metricbench", path=str(Path(sys.executable).parent)) or shutil.which("metricbench")

@@ -13,9 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, cell_folder, run_cell
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.run.cell import CellEnv, cell_folder, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import METHODS, list_methods
 from test_layering import method_violations
 

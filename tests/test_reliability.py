@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from metricbench.bench import tables
-from metricbench.bench.cell import read_record, record_path
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite
-from metricbench.bench.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, record_digest
+from metricbench.bench.report import tables
+from metricbench.bench.run.cell import read_record, record_path
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
+from metricbench.bench.track.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, record_digest
 from metricbench.methods.base import Method
 
 

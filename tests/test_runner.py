@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import metricbench.bench.pretrain
+import metricbench.bench.run.pretrain
 import torch
-from metricbench.bench.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell
 from metricbench.bench.cli import main
-from metricbench.bench.runner import RunSettings, run_suite
-from metricbench.bench.suite import load_suite
+from metricbench.bench.run.cell import CellEnv, prepare_finetune, read_record, record_path, run_cell
+from metricbench.bench.run.runner import RunSettings, run_suite
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.base import Method
 from mlflow.tracking import MlflowClient
 
@@ -64,8 +64,8 @@ def test_running_again_trains_nothing(smoke_run, monkeypatch, checkpoint_cache):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished suite was trained again")
 
-    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", no_training)
-    monkeypatch.setattr("metricbench.bench.runner.run_cell", no_training)
+    monkeypatch.setattr(metricbench.bench.run.pretrain, "train_steps", no_training)
+    monkeypatch.setattr("metricbench.bench.run.runner.run_cell", no_training)
     summary = run_suite(load_suite("smoke"), RunSettings(out_dir=out, device="cpu", quiet=True, cache_dir=checkpoint_cache))
     assert (summary.computed, summary.skipped) == (0, len(load_suite("smoke").cells()))
     assert {p: p.read_text() for p in (out / "cells").glob("*.json")} == records
@@ -89,8 +89,8 @@ def test_every_method_of_a_task_and_seed_starts_from_one_cached_checkpoint(tmp_p
 
     temporary_method("test-noop", Noop)
     calls = []
-    real = metricbench.bench.pretrain.train_steps
-    monkeypatch.setattr(metricbench.bench.pretrain, "train_steps", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    real = metricbench.bench.run.pretrain.train_steps
+    monkeypatch.setattr(metricbench.bench.run.pretrain, "train_steps", lambda *a, **k: (calls.append(1), real(*a, **k)))
     env = CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     cells = load_suite("smoke").select(tasks=["breast-cancer"], methods=["surrogate", "test-noop"]).cells()
     states = [prepare_finetune(c, env).model.state_dict() for c in cells]
@@ -172,7 +172,7 @@ def test_failed_cells_are_retried_and_records_missing_from_the_store_are_logged_
     ran = []
     real = run_cell
     monkeypatch.setattr(
-        "metricbench.bench.runner.run_cell", lambda cell, env, cache: (ran.append(cell.method), real(cell, env, cache))[1]
+        "metricbench.bench.run.runner.run_cell", lambda cell, env, cache: (ran.append(cell.method), real(cell, env, cache))[1]
     )
     other_store = tmp_path / "other" / "mlflow.db"
     args = ["run", suite, "--out", str(out), "--quiet", "--device", "cpu", "--tracking-uri", f"sqlite:///{other_store}"]

@@ -16,13 +16,13 @@ import types
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import SplitCache, prepare_finetune, run_cell
-from metricbench.bench.metering import StepMeter, metering
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.run.cell import SplitCache, prepare_finetune, run_cell
+from metricbench.bench.run.metering import StepMeter, metering
 from metricbench.methods import create_method
 from metricbench.methods.base import Method
-from metricbench.tasks.splits import Splits
-from small_cells import small_cell
+from metricbench.tasks.data.splits import Splits
+from helpers.small_cells import small_cell
 
 # walking every object torch's module globals lead to touches its deprecated aliases, which warn
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -191,7 +191,7 @@ class StepsOnACopyAreAuxiliary(Method):
     ],
 )
 def test_a_cheating_method_fails_its_cell_with_a_reason(cheat, outcome, temporary_method, tmp_path, checkpoint_cache):
-    from metricbench.bench.cell import CellEnv
+    from metricbench.bench.run.cell import CellEnv
 
     temporary_method("cheat", cheat)
     record = run_cell(_cell(method="cheat"), CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(checkpoint_cache)))
@@ -200,7 +200,7 @@ def test_a_cheating_method_fails_its_cell_with_a_reason(cheat, outcome, temporar
 
 
 def test_a_method_searching_every_reference_it_holds_finds_no_split(temporary_method, tmp_path, checkpoint_cache):
-    from metricbench.bench.cell import CellEnv
+    from metricbench.bench.run.cell import CellEnv
 
     temporary_method("cheat", SearchTheGlobalsForSplits)
     record = run_cell(_cell(method="cheat"), CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(checkpoint_cache)))
@@ -222,7 +222,7 @@ def test_optimizer_steps_beyond_the_budget_fail_even_when_reported(cell_env):
 
 
 def test_steps_on_a_copy_of_the_model_are_counted_apart(temporary_method, tmp_path, checkpoint_cache):
-    from metricbench.bench.cell import CellEnv
+    from metricbench.bench.run.cell import CellEnv
 
     temporary_method("aux", StepsOnACopyAreAuxiliary)
     record = run_cell(_cell(method="aux"), CellEnv(device="cpu", out_dir=str(tmp_path), cache_dir=str(checkpoint_cache)))
@@ -237,4 +237,4 @@ def test_the_meter_is_inactive_outside_finetuning(cell_env):
     loss.backward()
     optimizer.step()  # no meter active: nothing counted, nothing raised
     assert p.meter.optimizer_steps == 0
-    assert isinstance(p.meter, StepMeter) and "metricbench.bench.metering" in sys.modules
+    assert isinstance(p.meter, StepMeter) and "metricbench.bench.run.metering" in sys.modules

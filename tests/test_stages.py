@@ -11,10 +11,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from metricbench.bench import tables
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, run_cell
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.report import tables
+from metricbench.bench.run.cell import CellEnv, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import Option
 from metricbench.methods.base import Method, StageSpec
 
@@ -98,7 +98,7 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_stages import BuildsAStage, OPTIONS, _cells
     from metricbench.methods import METHODS
-    from metricbench.bench.cell import CellEnv, run_cell
+    from metricbench.bench.run.cell import CellEnv, run_cell
 
     class SlowStage(BuildsAStage):
         def build_stage(self, model, task, oracle, ctx):
@@ -140,7 +140,7 @@ def test_two_processes_started_at_once_build_the_stage_once(tmp_path, checkpoint
 def test_a_suite_run_logs_the_stage_and_the_table_from_the_store_shows_it(
     tmp_path, temporary_method, checkpoint_cache, monkeypatch
 ):
-    from metricbench.bench.runner import RunSettings, run_suite
+    from metricbench.bench.run.runner import RunSettings, run_suite
 
     monkeypatch.setenv("STAGE_BUILDS", str(tmp_path / "builds.txt"))
     temporary_method("test-stage-suite", type("BuildsASuiteStage", (BuildsAStage,), {}), OPTIONS)  # its own class: its own stages

@@ -8,12 +8,12 @@ import time
 
 import pytest
 import torch
-from metricbench.bench.artifacts import ArtifactStore
 from metricbench.bench.cli import main
-from metricbench.bench.errors import UsageError
-from metricbench.bench.pretrain import checkpoint_config, pretrained_checkpoint
+from metricbench.bench.core.errors import UsageError
+from metricbench.bench.run.artifacts import ArtifactStore
+from metricbench.bench.run.pretrain import checkpoint_config, pretrained_checkpoint
 from metricbench.tasks import create_task
-from metricbench.tasks.base import DataPaths
+from metricbench.tasks.kinds.base import DataPaths
 
 
 @pytest.fixture

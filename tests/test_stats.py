@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from metricbench.bench.stats import holm, interval, paired_t, wilcoxon
+from metricbench.bench.report.stats import holm, interval, paired_t, wilcoxon
 from scipy import stats as scipy_stats
 
 SAMPLES = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from metricbench.bench.errors import UsageError
-from metricbench.bench.suite import load_suite, parse_suite
+from metricbench.bench.core.errors import UsageError
+from metricbench.bench.run.suite import load_suite, parse_suite
 from metricbench.methods import list_methods
 
 

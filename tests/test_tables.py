@@ -11,10 +11,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from metricbench.bench import results, tables
 from metricbench.bench.cli import main
-from metricbench.bench.records import CellResult
-from metricbench.bench.stats import holm
+from metricbench.bench.report import results, tables
+from metricbench.bench.report.records import CellResult
+from metricbench.bench.report.stats import holm
 from scipy import stats as scipy_stats
 
 DIRECTIONS = {"misclassification": "lower", "aucpr": "higher"}

@@ -4,19 +4,19 @@ pretraining, a method's batches, evaluation and an oracle mini-batch."""
 
 from __future__ import annotations
 
-import metricbench.tasks.retrieval
+import metricbench.tasks.kinds.retrieval
 import pytest
 import torch
-from metricbench.bench.cell import CellEnv, prepare_finetune, run_cell
-from metricbench.bench.suite import load_suite
-from metricbench.bench.training import TrainRecipe
+from metricbench.bench.core.training import TrainRecipe
+from metricbench.bench.run.cell import CellEnv, prepare_finetune, run_cell
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.base import Method
 from metricbench.tasks import TASKS, create_task
-from metricbench.tasks.classification import ClassRelationLoss
-from metricbench.tasks.detection import WeightedLossTerms
+from metricbench.tasks.data.splits import ListSplit, StreamSplit, TensorSplit
 from metricbench.tasks.glyphs_retrieval import GlyphsRetrievalTask
+from metricbench.tasks.kinds.classification import ClassRelationLoss
+from metricbench.tasks.kinds.detection import WeightedLossTerms
 from metricbench.tasks.shapes_detection import ShapesDetectionTask
-from metricbench.tasks.splits import ListSplit, StreamSplit, TensorSplit
 
 # ---- loss families
 
@@ -98,9 +98,9 @@ def _tiny_options(task_name):
 
 def test_retrieval_scores_every_metric_in_one_pass_on_the_given_device(monkeypatch):
     calls = []
-    real = metricbench.tasks.retrieval.retrieval_metrics
+    real = metricbench.tasks.kinds.retrieval.retrieval_metrics
     monkeypatch.setattr(
-        metricbench.tasks.retrieval, "retrieval_metrics", lambda *a, **k: (calls.append(k["device"]), real(*a, **k))[1]
+        metricbench.tasks.kinds.retrieval, "retrieval_metrics", lambda *a, **k: (calls.append(k["device"]), real(*a, **k))[1]
     )
     task = create_task("glyphs-retrieval")
     torch.manual_seed(0)

@@ -13,10 +13,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from metricbench.bench import ui
 from metricbench.bench.cli import main
-from metricbench.bench.tracking import RUNS_VIEW_ID, cell_run_name, runs_view, runs_view_tag, ui_hint
-from ui_process import UiProcess, alive, descendants
+from metricbench.bench.track import ui
+from metricbench.bench.track.tracking import RUNS_VIEW_ID, cell_run_name, runs_view, runs_view_tag, ui_hint
+from helpers.ui_process import UiProcess, alive, descendants
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import copy
 import pytest
 import torch
 from metricbench.methods.correlation import spearman
-from metricbench.methods.guided_es import guided_es_gradient, orthonormal_basis
-from metricbench.methods.value_function import (
+from metricbench.methods.metricopt.guided_es import guided_es_gradient, orthonormal_basis
+from metricbench.methods.metricopt.value_function import (
     PhiProjection,
     Trajectory,
     ValueFunction,
@@ -149,10 +149,10 @@ def test_the_guiding_basis_is_orthonormal_and_drops_repeated_directions():
 
 
 def test_a_trajectory_moves_phi_alone_on_a_copy_and_spends_one_batch_query_per_observation(cell_env):
-    from metricbench.bench.budget import Budget
-    from metricbench.bench.cell import prepare_finetune
-    from metricbench.bench.suite import load_suite
-    from metricbench.methods.trajectories import collect_trajectory, trajectory_settings
+    from metricbench.bench.core.budget import Budget
+    from metricbench.bench.run.cell import prepare_finetune
+    from metricbench.bench.run.suite import load_suite
+    from metricbench.methods.metricopt.trajectories import collect_trajectory, trajectory_settings
 
     (cell,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
     cell = type(cell)(**{**cell.__dict__, "budget": Budget(steps=1, queries=0, batch_queries=100)})
@@ -178,12 +178,12 @@ def test_a_trajectory_moves_phi_alone_on_a_copy_and_spends_one_batch_query_per_o
 
 
 def test_a_metricopt_step_spends_two_batch_queries_per_pair_and_its_observations_refine_the_value_function(cell_env):
-    from metricbench.bench.budget import Budget
-    from metricbench.bench.cell import prepare_finetune
-    from metricbench.bench.suite import load_suite
+    from metricbench.bench.core.budget import Budget
+    from metricbench.bench.run.cell import prepare_finetune
+    from metricbench.bench.run.suite import load_suite
     from metricbench.methods.adapters import attach_film_adapters
-    from metricbench.methods.metricopt_step import ObservationBuffer, metricopt_step, refine
-    from metricbench.methods.value_function import regression_loss
+    from metricbench.methods.metricopt.step import ObservationBuffer, metricopt_step, refine
+    from metricbench.methods.metricopt.value_function import regression_loss
 
     (cell,) = load_suite("smoke").select(tasks=["digits"], methods=["surrogate"]).cells()
     cell = type(cell)(**{**cell.__dict__, "budget": Budget(steps=1, queries=0, batch_queries=100)})

@@ -9,10 +9,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import torch
-from metricbench.tasks import shapes_data
-from metricbench.tasks.detectors import tiny_faster_rcnn
-from metricbench.tasks.shapes_data import SHAPE_CLASSES, generate_shapes_voc
-from metricbench.tasks.voc import (
+from metricbench.tasks.formats import shapes as shapes_data
+from metricbench.tasks.formats.shapes import SHAPE_CLASSES, generate_shapes_voc
+from metricbench.tasks.formats.voc import (
     VOC_CLASSES,
     VOCDetection,
     VOCFormatError,
@@ -21,6 +20,7 @@ from metricbench.tasks.voc import (
     read_image_set,
     write_voc,
 )
+from metricbench.tasks.models.detectors import tiny_faster_rcnn
 from torch import nn
 
 CLASSES = ("cat", "dog")

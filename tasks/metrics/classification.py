@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from metricbench.bench.registry import Option
+from metricbench.bench.core.registry import Option
 from metricbench.tasks.metrics.core import HIGHER, LOWER, MetricError, as_tensor, register_metric
 
 # ----------------------------------------------------------------------------- input checks

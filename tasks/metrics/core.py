@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from metricbench.bench.registry import Option, Registry
-from metricbench.tasks.metrics import seal
+from metricbench.bench.core import seal
+from metricbench.bench.core.registry import Option, Registry
 
 LOWER, HIGHER = "lower", "higher"
 

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from metricbench.bench.registry import Option
+from metricbench.bench.core.registry import Option
 from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 INTERPOLATIONS = ("11point", "all")

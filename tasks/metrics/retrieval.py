@@ -24,8 +24,8 @@ which is what a retrieval task should call when it reports more than one.
 from __future__ import annotations
 
 import torch
-from metricbench.bench.registry import Option
-from metricbench.tasks.metrics import seal
+from metricbench.bench.core import seal
+from metricbench.bench.core.registry import Option
 from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, register_metric
 
 CHUNK_BYTES = 256 * 2**20

@@ -15,9 +15,9 @@ import time
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget
-from metricbench.bench.cell import CellEnv, prepare_finetune
-from metricbench.bench.suite import load_suite
+from metricbench.bench.core.budget import Budget
+from metricbench.bench.run.cell import CellEnv, prepare_finetune
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods.adapters import attach_film_adapters
 
 CANDIDATES = 16

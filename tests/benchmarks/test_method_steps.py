@@ -20,12 +20,12 @@ import time
 
 import pytest
 import torch
-from metricbench.bench.budget import Ledger
-from metricbench.bench.cell import CellEnv, prepare_finetune
-from metricbench.bench.context import FinetuneContext
-from metricbench.bench.metering import StepMeter, metering
-from metricbench.bench.oracle import MetricOracle
-from metricbench.bench.suite import load_suite
+from metricbench.bench.api.context import FinetuneContext
+from metricbench.bench.api.oracle import MetricOracle
+from metricbench.bench.core.budget import Ledger
+from metricbench.bench.run.cell import CellEnv, prepare_finetune
+from metricbench.bench.run.metering import StepMeter, metering
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import create_method
 from metricbench.methods.base import run_finetune
 from metricbench.tasks import TASKS

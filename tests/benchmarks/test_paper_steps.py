@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 from metricbench.tasks import create_task
-from metricbench.tasks.splits import Batch
+from metricbench.tasks.data.splits import Batch
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CPU = DEVICE.type == "cpu"

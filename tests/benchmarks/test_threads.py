@@ -25,8 +25,8 @@ ROUNDS = {"digits": 3, "synthetic-binary": 3, "glyphs-retrieval": 1, "shapes-det
 CELL = """
 import json, sys, tempfile, time, torch
 torch.set_num_threads({threads})
-from metricbench.bench.cell import CellEnv, run_cell
-from metricbench.bench.suite import load_suite
+from metricbench.bench.run.cell import CellEnv, run_cell
+from metricbench.bench.run.suite import load_suite
 (cell,) = load_suite("quick").select(tasks=["{task}"], methods=["surrogate"], seeds=1).cells()[:1]
 with tempfile.TemporaryDirectory() as tmp:
     started = time.perf_counter()

@@ -18,18 +18,18 @@ import time
 
 import pytest
 import torch
-from metricbench.bench.budget import Budget, Ledger
-from metricbench.bench.cell import CellEnv, prepare_finetune
-from metricbench.bench.context import FinetuneContext
-from metricbench.bench.metering import StepMeter, metering
-from metricbench.bench.suite import load_suite
-from metricbench.bench.training import make_optimizer, make_scheduler
+from metricbench.bench.api.context import FinetuneContext
+from metricbench.bench.core.budget import Budget, Ledger
+from metricbench.bench.core.training import make_optimizer, make_scheduler
+from metricbench.bench.run.cell import CellEnv, prepare_finetune
+from metricbench.bench.run.metering import StepMeter, metering
+from metricbench.bench.run.suite import load_suite
 from metricbench.methods import create_method
 from metricbench.methods.base import run_finetune
 from metricbench.methods.loss_training import finetune_recipe
 from metricbench.tasks import TASKS
-from metricbench.tasks.sampling import ShuffledBatches
-from metricbench.tasks.splits import TensorSplit
+from metricbench.tasks.data.sampling import ShuffledBatches
+from metricbench.tasks.data.splits import TensorSplit
 
 STEPS = 150
 ROUNDS = 7
