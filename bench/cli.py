@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 some cell failed (the suite still finished); 2 bad input (one line on stderr,
 `--debug` for the traceback).
+
+Over 400 lines on purpose: the parser is one table of every command and flag (the `--help` a user
+reads), and each command below it is a few lines that hand over to `bench/run`, `bench/report` or
+`bench/track`; split, the flags of one command would sit away from the code that reads them.
 """
 
 from __future__ import annotations
@@ -329,13 +333,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from metricbench.bench.track.tracking import check_tracking_uri
+    from metricbench.bench.track.uri import check_tracking_uri
 
     if args.out:
         # the records are the source of truth: no store is read, nothing is created
-        from metricbench.bench.report import tables
+        from metricbench.bench.report import records
 
-        results = tables.load_records(args.out, suite=args.suite)
+        results = records.load_records(args.out, suite=args.suite)
         if args.paired:
             from metricbench.bench.report import paired
 
@@ -350,16 +354,18 @@ def cmd_table(args) -> int:
             raise UsageError("say where the results are: --out DIR (the cell records) or --tracking-uri URI")
         # before anything opens the store: MLflow would create an empty one at a SQLite path that holds none
         check_tracking_uri(uri, must_exist=True)
-        from metricbench.bench.report import tables
+        from metricbench.bench.track.collect import collect
 
-        results, _ = tables.collect(uri, args.suite)
+        results, _ = collect(uri, args.suite)
+    from metricbench.bench.report import costs, render, tables
+
     _check_baseline(results, args.baseline)
-    table = tables.from_results(results, args.baseline, args.test)
+    table = tables.build(results, args.baseline, args.test)
     table = _with_published(table, args.published)
     if args.costs:
-        print(tables.COST_RENDERERS[args.format](table), end="")
+        print(costs.COST_RENDERERS[args.format](table), end="")
     else:
-        print(tables.render(table, args.format, args.layout), end="")
+        print(render.render(table, args.format, args.layout), end="")
     return 0
 
 
@@ -375,9 +381,9 @@ def _check_baseline(results, baseline: str) -> None:
 
 def cmd_report(args) -> int:
     from metricbench.bench.report import html as report
-    from metricbench.bench.report import outputs, tables
+    from metricbench.bench.report import outputs, records
 
-    results = tables.load_records(args.out, suite=args.suite)
+    results = records.load_records(args.out, suite=args.suite)
     _check_baseline(results, args.baseline)
     path = report.write_report(args.out, outputs.derive(results, args.baseline, args.test), args.layout)
     print(f"report: {path}")
@@ -387,9 +393,9 @@ def cmd_report(args) -> int:
 def _with_published(table, published: str | None):
     if published is None:
         return table
-    from metricbench.bench.report import tables
+    from metricbench.bench.report import published
 
-    return tables.add_published(table, tables.load_published(published or tables.DEFAULT_PUBLISHED))
+    return published.add_published(table, published.load_published(published or published.DEFAULT_PUBLISHED))
 
 
 def cmd_ui(args) -> int:

@@ -42,7 +42,7 @@ class Method(abc.ABC):
     before it is spent: going over raises `BudgetExhausted` and fails the cell. While `finetune` runs,
     metrics can only be computed through the oracle.
 
-    Optional hooks, for what a method builds once and shares among its cells (`bench.stages`):
+    Optional hooks, for what a method builds once and shares among its cells (`bench.api.stages`):
     - `stage(budget) -> StageSpec | None`: the stage's key and budget, given the cell's budget (default
       None: no stage);
     - `build_stage(model, task, oracle, ctx)`: build it into `ctx.folder` (a `StageContext`), with a

@@ -2,7 +2,7 @@
 image-classification task. Judged on misclassification rate and AUCPR (macro one-vs-rest), two targets
 on one checkpoint.
 
-Data: the standard python batches under `--data-dir` (`cifar-10-batches-py/`, see `tasks.cifar_data`),
+Data: the standard python batches under `--data-dir` (`cifar-10-batches-py/`, see `tasks.formats.cifar`),
 fetched by `metricbench data download cifar10`. The official test batch is the test split; val (the
 metric observations) is carved from the training batches: a stratified 10% (5,000 images), fixed by
 `split_seed`, never by the run seed. All images stay on the device as uint8 tensors; training batches
@@ -20,8 +20,8 @@ from metricbench.bench.core.budget import Budget
 from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.data.dataset_files import DatasetFiles
-from metricbench.tasks.data.download import Resource
 from metricbench.tasks.data.partition import stratified_sizes, stratified_split
+from metricbench.tasks.data.resources import Resource
 from metricbench.tasks.data.splits import Splits, SplitSizes, TensorSplit
 from metricbench.tasks.data.transforms import compose, random_crop, random_flip_lr
 from metricbench.tasks.data.weights import start_options

@@ -3,14 +3,14 @@ NASNet-A, the paper's large-scale classification task. Judged on top-1 error (`m
 top-5 error (`topk-error`, k = 5).
 
 Data: the `ImageFolder` layout under `--data-dir` (`imagenet/train/<wnid>/`, `imagenet/val/<wnid>/`; see
-`tasks.imagenet_data`). ImageNet has no public download, so `metricbench data download imagenet` only
+`tasks.formats.imagenet`). ImageNet has no public download, so `metricbench data download imagenet` only
 says where to get it. The official validation set is the test split (as in every ImageNet paper);
 val (the metric observations) is a fixed, seeded 10 images per class carved from train (ours:
 10,000 images). Images stream through DataLoader workers (random-resized crop and flip for training,
 resize and centre crop for evaluation, at `image_size`).
 
 Models (`model`): `nasnet-a-mobile` (Zoph et al. 2018, "4 @ 1056", 5.3M parameters, 224 px, 74.0% top-1:
-the model the paper's ~75% refers to; assembled from timm's NASNet cells in `tasks.paper_models`) or
+the model the paper's ~75% refers to; assembled from timm's NASNet cells in `tasks.models.paper`) or
 `nasnet-a-large` (timm's `nasnetalarge`, 88.9M parameters, 331 px, 82.7% top-1). Both take inputs
 normalised with mean = std = 0.5, as the published NASNet weights expect.
 

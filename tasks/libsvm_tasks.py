@@ -7,7 +7,7 @@ trained on the logistic loss and judged on misclassification rate, AUCPR and rec
   examples, 54 features, labels 1/2, no official split: a fixed, seeded, stratified 20% is test and
   10% of the rest val (ours; `split_seed` 0).
 
-Both read the LIBSVM text format with the dataset's feature count (`tasks.libsvm`), standardise
+Both read the LIBSVM text format with the dataset's feature count (`tasks.formats.libsvm`), standardise
 features with the training part's statistics, and keep everything on the device as tensors. The
 LIBSVM site publishes no checksums, so a download is accepted when complete and the loader checks
 the format line by line on failure. Models, recipes and budgets are ours where the paper is silent.
@@ -22,7 +22,7 @@ from metricbench.bench.core.registry import Option
 from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import register_task
 from metricbench.tasks.data.dataset_files import DatasetFiles
-from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.resources import Resource
 from metricbench.tasks.data.weights import start_options
 from metricbench.tasks.formats.libsvm import binary_fixture, read_libsvm, write_libsvm
 from metricbench.tasks.kinds.tabular import TabularArrays, TabularTask, tabular_options

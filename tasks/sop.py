@@ -3,7 +3,7 @@
 retrieval task. Judged on Recall@1/10/100/1000 (each test image queries all the others) and MAP@R.
 
 Data: `Stanford_Online_Products/` under `--data-dir` (`Ebay_train.txt`, `Ebay_test.txt` and the image
-folders; `tasks.sop_data` reads it), fetched by `metricbench data download sop`. `Ebay_test.txt` is the
+folders; `tasks.formats.sop` reads it), fetched by `metricbench data download sop`. `Ebay_test.txt` is the
 test split; val (the metric observations) is a fixed, seeded 10% of the training products (ours),
 class-disjoint from train like the test split. Images stream through DataLoader workers: training
 images get a random-resized crop and a flip, evaluation a resize and centre crop, at `image_size`.
@@ -25,8 +25,8 @@ from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.data import weights as weight_sources
 from metricbench.tasks.data.dataset_files import DatasetFiles
-from metricbench.tasks.data.download import Resource
 from metricbench.tasks.data.partition import class_disjoint_counts, class_disjoint_split
+from metricbench.tasks.data.resources import Resource
 from metricbench.tasks.data.splits import Splits, SplitSizes, StreamConfig, StreamSplit, worker_count
 from metricbench.tasks.data.weights import start_options
 from metricbench.tasks.formats.images import ImageFiles, center_crop, random_resized_crop

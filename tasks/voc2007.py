@@ -3,7 +3,7 @@ Faster R-CNN, the paper's detection task. Judged on mAP@0.5 computed as py-faste
 (11-point, +1 pixel boxes: the convention of the published VOC2007 numbers) and COCO-style mAP.
 
 Data: `VOCdevkit/VOC2007/` under `--data-dir` (JPEGImages, Annotations with `difficult`, ImageSets/Main;
-`tasks.voc` reads it), fetched by `metricbench data download voc2007` (the trainval and test archives
+`tasks.formats.voc` reads it), fetched by `metricbench data download voc2007` (the trainval and test archives
 unpack into the same folder). `test.txt` is the test split; val (the metric observations) is a fixed,
 seeded 10% of `trainval.txt` (ours), the rest is train. Images stream through DataLoader
 workers; training images are flipped left-right with probability 1/2 (boxes with them), the usual
@@ -31,7 +31,7 @@ from metricbench.bench.core.training import TrainRecipe
 from metricbench.tasks import Option, register_task
 from metricbench.tasks.data import weights as weight_sources
 from metricbench.tasks.data.dataset_files import DatasetFiles
-from metricbench.tasks.data.download import Resource
+from metricbench.tasks.data.resources import Resource
 from metricbench.tasks.data.splits import Splits, SplitSizes, StreamConfig, StreamSplit, list_collate, worker_count
 from metricbench.tasks.data.weights import start_options
 from metricbench.tasks.formats.shapes import SHAPE_CLASSES, render_image
@@ -44,9 +44,9 @@ VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007"
 
 def write_voc_fixture(data_dir: str | Path, trainval: int = 24, test: int = 12, image_size: int = 96, seed: int = 0) -> Path:
     """A tiny PASCAL VOC2007 under `data_dir/VOCdevkit/VOC2007`: generated shapes on textures (see
-    `tasks.shapes_data`) labelled with the first VOC class names, with `difficult` flags, image sets
-    train, val, trainval and test, in exactly the devkit's layout. It lives here, not in `tasks.voc`,
-    because the generator writes through `tasks.voc` (the other way round would be an import circle)."""
+    `tasks.formats.shapes`) labelled with the first VOC class names, with `difficult` flags, image sets
+    train, val, trainval and test, in exactly the devkit's layout. It lives here, not in `tasks.formats.voc`,
+    because the generator writes through `tasks.formats.voc` (the other way round would be an import circle)."""
     names = dict(zip(SHAPE_CLASSES, VOC_CLASSES, strict=False))
     ids = [f"{n:06d}" for n in range(1, trainval + test + 1)]
 

@@ -7,13 +7,13 @@ import copy
 
 import pytest
 import torch
+from helpers.paper_options import SMALL_OPTIONS
 from metricbench.bench.run.datasets import fixture
 from metricbench.bench.run.pretrain import seeded_model
 from metricbench.methods.adapters import _apply_film, attach_film_adapters
 from metricbench.tasks import create_task, list_tasks
 from metricbench.tasks.kinds.base import DataPaths
 from metricbench.tasks.kinds.detection import images_to_model
-from helpers.paper_options import SMALL_OPTIONS
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 

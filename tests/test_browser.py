@@ -27,9 +27,9 @@ if CHROMIUM is None:
         allow_module_level=True,
     )
 
-from metricbench.bench.cli import main  # noqa: E402
-from metricbench.bench.track.tracking import cell_run_name  # noqa: E402
 from helpers.ui_process import UiProcess, alive, descendants  # noqa: E402
+from metricbench.bench.cli import main  # noqa: E402
+from metricbench.bench.track.schema import cell_run_name  # noqa: E402
 
 FLAGS = [
     "--no-sandbox",

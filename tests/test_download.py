@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from helpers.loopback import LoopbackServer, refused_url
 from metricbench.bench.core.errors import UsageError
-from metricbench.tasks.data import download as dl
-from metricbench.tasks.data.download import DownloadError, Resource, download, extract, fetch, file_digest, is_complete
+from metricbench.tasks.data import extract as extraction
+from metricbench.tasks.data.download import download, fetch
+from metricbench.tasks.data.extract import extract, is_complete
+from metricbench.tasks.data.resources import DownloadError, Resource, file_digest
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 
@@ -250,7 +252,7 @@ def test_archives_extract_to_the_right_tree_once(tmp_path, name, monkeypatch):
     assert tree(root) == TREE and is_complete(resource, root)
     assert json.loads((root / f".{name}.extracted").read_text())["entries"] == ["top"]
     assert [p.name for p in root.iterdir() if p.name.endswith(".extracting")] == []
-    monkeypatch.setattr(dl, "_unpack", lambda *a: pytest.fail("extracted twice"))
+    monkeypatch.setattr(extraction, "_unpack", lambda *a: pytest.fail("extracted twice"))
     assert extract(archive, root, resource) == root
     shutil.rmtree(root / "top")  # the user deleted the dataset: the marker no longer counts
     assert not is_complete(resource, root)

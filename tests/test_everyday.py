@@ -14,7 +14,7 @@ import pytest
 from metricbench.bench.cli import main
 from metricbench.bench.core import interrupts
 from metricbench.bench.core.budget import Budget
-from metricbench.bench.report import tables
+from metricbench.bench.report import records, tables
 from metricbench.bench.run.runner import DEFAULT_THREADS, RunSettings, run_suite
 from metricbench.bench.run.suite import load_suite
 from metricbench.methods import create_method
@@ -214,5 +214,5 @@ def test_every_record_carries_the_load_and_the_cost_table_shows_it(smoke_run):
         assert set(load) == {"start", "end", "cores"} and load["cores"] == os.cpu_count()
     costs = (out / "costs.md").read_text()
     assert "| load |" in costs.splitlines()[0] and "measured under contention" in costs
-    table = tables.build(tables.load_records(out))
+    table = tables.build(records.load_records(out))
     assert all(cost.means["load_average"] >= 0 for (row, _), cost in table.costs.items() if "(stage)" not in row)

@@ -25,7 +25,7 @@ from metricbench.bench.api.stages import StageSpec
 from metricbench.bench.core.budget import Budget
 from metricbench.bench.core.errors import UnreportedSteps
 from metricbench.bench.core.files import atomic_write_bytes, key_digest
-from metricbench.bench.report import tables
+from metricbench.bench.report import render, tables
 from metricbench.bench.report.records import CellResult
 from metricbench.bench.run import cell as cell_module
 from metricbench.bench.run.anytime import AnytimeCurve
@@ -256,7 +256,7 @@ def test_a_raw_p_below_alpha_is_not_marked_or_bold_when_holms_adjusted_p_is_not(
         results.append(_result("surrogate", seed, baseline))
         results.append(_result("lucky", seed, baseline - LUCKY[seed]))
         results += [_result(name, seed, baseline + worse[seed]) for name, worse in FLAT.items()]
-    table = tables.from_results(results)
+    table = tables.build(results)
     column = ("t", "misclassification", "lower")
     lucky = table.rows["lucky"][column[:2]]
     # the premise: significant alone, not after the correction; best of its column, improved on its start
@@ -268,8 +268,8 @@ def test_a_raw_p_below_alpha_is_not_marked_or_bold_when_holms_adjusted_p_is_not(
     assert table.best(column) == set()
     for layout in tables.LAYOUTS:
         # the table's rows, not its caption (which explains the marks)
-        grid = [line for line in tables.to_markdown(table, layout).splitlines() if line.startswith("|")]
-        assert grid and not any(tables.MARKS[1] in line or "**" in line for line in grid), grid
+        grid = [line for line in render.to_markdown(table, layout).splitlines() if line.startswith("|")]
+        assert grid and not any(render.MARKS[1] in line or "**" in line for line in grid), grid
 
 
 # ----------------------------------------------------------------------------- 7-8. stages

@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers.plugin_package import write_plugin
 from metricbench.bench.cli import main
 from metricbench.tasks import TASKS, create_task, list_tasks
 from metricbench.tasks.data.partition import class_disjoint_counts, class_disjoint_split, stratified_sizes, stratified_split
 from metricbench.tasks.kinds.base import DataPaths
-from helpers.plugin_package import write_plugin
 
 HEAVY = ("torch", "mlflow", "sklearn", "torchvision", "timm")
 

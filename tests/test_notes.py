@@ -3,9 +3,10 @@ reaches the record, MLflow and the table, with the seeds that said it."""
 
 from __future__ import annotations
 
-from metricbench.bench.report import tables
+from metricbench.bench.report import render, tables
 from metricbench.bench.run.runner import RunSettings, run_suite
 from metricbench.bench.run.suite import load_suite
+from metricbench.bench.track.collect import collect
 from metricbench.methods.base import Method
 
 
@@ -29,5 +30,5 @@ def test_a_note_reaches_the_record_the_store_and_the_table(tmp_path, temporary_m
     assert run_suite(load_suite(str(path)), settings).failed == 0
     line = "- breast-cancer / test-notes: the first seed was special (seeds 0 of 2)"
     assert line in (tmp_path / "out" / "table.md").read_text()
-    from_store, _ = tables.collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "notes")
-    assert line in tables.to_markdown(tables.build(from_store))
+    from_store, _ = collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "notes")
+    assert line in render.to_markdown(tables.build(from_store))

@@ -8,13 +8,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers.small_cells import small_cell
 from metricbench.bench.core.budget import Budget, Ledger
 from metricbench.bench.core.errors import BudgetExhausted
 from metricbench.bench.run.cell import prepare_finetune
 from metricbench.methods.adapters import attach_film_adapters
 from metricbench.tasks import metrics
 from sklearn.metrics import confusion_matrix
-from helpers.small_cells import small_cell
 
 
 def oracle_cell(task="breast-cancer", **limits):

@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
+from helpers.paper_options import SMALL_OPTIONS
 from metricbench.bench.cli import main
 from metricbench.tasks import create_task
-from helpers.paper_options import SMALL_OPTIONS
 
 SMALL = {
     task: ([] if task == "imagenet" else [f"{task}.pretrain_steps=2"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from helpers.plugin_package import write_plugin
 from metricbench.bench.core.errors import UsageError
 from metricbench.methods import METHODS, create_method, list_methods
 from metricbench.tasks import TASKS, create_task, list_tasks
-from helpers.plugin_package import write_plugin
 
 
 def test_builtin_tasks_and_methods_are_listed():

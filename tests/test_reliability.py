@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from metricbench.bench.report import tables
+from metricbench.bench.report import records, tables
 from metricbench.bench.run.cell import read_record, record_path
 from metricbench.bench.run.runner import RunSettings, run_suite
 from metricbench.bench.run.suite import load_suite
-from metricbench.bench.track.tracking import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, record_digest
+from metricbench.bench.track.collect import collect
+from metricbench.bench.track.schema import DIGEST_TAG, KIND_TAG, SUPERSEDED_TAG, record_digest
 from metricbench.methods.base import Method
 
 
@@ -84,7 +85,7 @@ def test_a_failed_cell_that_succeeds_on_a_rerun_reaches_the_store_and_the_tables
     _assert_one_complete_run_per_cell(tmp_path / "out", suite.cells())
     runs = _child_runs(tmp_path / "out" / "mlflow.db")
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]  # the failure is kept, marked superseded
-    from_store, _ = tables.collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "reliability")
+    from_store, _ = collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "reliability")
     assert [r.status for r in from_store] == ["ok"]
 
 
@@ -138,7 +139,7 @@ def test_two_configurations_are_two_columns_never_pooled(tmp_path, checkpoint_ca
             _suite(tmp_path, ["surrogate"], steps=steps),
             RunSettings(out_dir=out, device="cpu", quiet=True, cache_dir=checkpoint_cache),
         )
-    table = tables.build(tables.load_records(out))
+    table = tables.build(records.load_records(out))
     tasks = sorted({task for task, _, _ in table.columns})  # labelled by what differs: the budget's accounts
     assert len(tasks) == 2 and "steps=2" in tasks[0] and "steps=3" in tasks[1]
     assert all(len(stat.values) == 1 for stat in table.rows["surrogate"].values())  # one seed each, n=1

@@ -16,13 +16,13 @@ import types
 
 import pytest
 import torch
+from helpers.small_cells import small_cell
 from metricbench.bench.core.budget import Budget
 from metricbench.bench.run.cell import SplitCache, prepare_finetune, run_cell
 from metricbench.bench.run.metering import StepMeter, metering
 from metricbench.methods import create_method
 from metricbench.methods.base import Method
 from metricbench.tasks.data.splits import Splits
-from helpers.small_cells import small_cell
 
 # walking every object torch's module globals lead to touches its deprecated aliases, which warn
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")

@@ -12,9 +12,10 @@ import textwrap
 from pathlib import Path
 
 from metricbench.bench.core.budget import Budget
-from metricbench.bench.report import tables
+from metricbench.bench.report import costs, tables
 from metricbench.bench.run.cell import CellEnv, run_cell
 from metricbench.bench.run.suite import load_suite
+from metricbench.bench.track.collect import collect
 from metricbench.methods import Option
 from metricbench.methods.base import Method, StageSpec
 
@@ -71,14 +72,14 @@ def test_two_cells_share_one_stage_built_on_its_own_budget(tmp_path, temporary_m
         assert r["spent"]["queries"]["calls"] == 0
         assert r["history"]["logs"]["stage_values"] == [(0, 2.0)]
 
-    table = tables.build([tables.from_record(r) for r in records])
+    table = tables.build([records.from_record(r) for r in records])
     stage_rows = [key for key in table.costs if key[0].endswith("(stage)")]
     assert stage_rows == [("test-stage (lr=0.1) (stage)", "breast-cancer"), ("test-stage (lr=0.2) (stage)", "breast-cancer")]
     # the stage each row used, once
     assert all((table.costs[row].n, table.costs[row].means["queries_calls"]) == (1, 2) for row in stage_rows)
-    doubled = tables.build([tables.from_record(r) for r in records + records[:1]])  # a row's cells sharing one stage
+    doubled = tables.build([records.from_record(r) for r in records + records[:1]])  # a row's cells sharing one stage
     assert doubled.costs[stage_rows[0]].n == 1
-    assert "A `(stage)` row is what a method built once" in tables.costs_markdown(table)
+    assert "A `(stage)` row is what a method built once" in costs.costs_markdown(table)
 
 
 def test_a_different_stage_key_builds_another_stage(tmp_path, temporary_method, checkpoint_cache, monkeypatch):
@@ -150,7 +151,7 @@ def test_a_suite_run_logs_the_stage_and_the_table_from_the_store_shows_it(
     settings = RunSettings(out_dir=tmp_path / "out", device="cpu", quiet=True, cache_dir=checkpoint_cache)
     assert run_suite(load_suite(str(path)), settings).failed == 0
     assert (tmp_path / "builds.txt").read_text() == "built\nbuilt\n"  # one stage per seed
-    from_store, _ = tables.collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "stages")
+    from_store, _ = collect(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "stages")
     table = tables.build(from_store)
     stage = table.costs[("test-stage-suite (stage)", "breast-cancer")]  # one stage per seed: two, each 2 queries
     assert (stage.n, stage.means["queries_calls"]) == (2, 2)

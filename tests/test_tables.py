@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 from metricbench.bench.cli import main
-from metricbench.bench.report import results, tables
+from metricbench.bench.report import costs, render, results, tables
 from metricbench.bench.report.records import CellResult
 from metricbench.bench.report.stats import holm
 from scipy import stats as scipy_stats
@@ -48,7 +48,7 @@ def _differences(cells, method):
 
 def test_paired_tests_and_holm_match_scipy_and_mark_wins_and_losses():
     cells = _results()
-    table = tables.from_results(cells)
+    table = tables.build(cells)
     compared = ["bad", "failing", "good", "noisy"]
     raw = [scipy_stats.ttest_rel(np.zeros(len(d)), -np.asarray(d)).pvalue for d in (_differences(cells, m) for m in compared)]
     adjusted = holm(raw)
@@ -67,13 +67,13 @@ def test_paired_tests_and_holm_match_scipy_and_mark_wins_and_losses():
 
 
 def test_change_from_start_is_paired_per_seed_and_has_a_t_interval():
-    table = tables.from_results(_results())
+    table = tables.build(_results())
     good = table.rows["good"][("t", "misclassification")]
     changes = [0.030 - NOISE[s] * 0.5 for s in SEEDS]
     assert good.changes == pytest.approx(changes)
     low, high = scipy_stats.t.interval(0.95, 5, loc=np.mean(changes), scale=scipy_stats.sem(changes))
     assert (good.change.low, good.change.high) == (pytest.approx(low), pytest.approx(high))
-    md = tables.to_markdown(table)
+    md = render.to_markdown(table)
     assert f"Δ {np.mean(changes):+.4f} [{low:+.4f}, {high:+.4f}], n=6) ▲" in md
 
 
@@ -82,49 +82,49 @@ def test_nothing_is_bold_when_the_best_made_its_metric_worse_than_the_start():
     for s in SEEDS:
         cells.append(_cell("surrogate", s, START[s] + 0.050 + NOISE[s]))
         cells.append(_cell("less-bad", s, START[s] + 0.020 + NOISE[s] * 0.5))  # significantly better, still worse than start
-    table = tables.from_results(cells)
+    table = tables.build(cells)
     entry = table.rows["less-bad"][("t", "misclassification")]
     assert entry.verdict == 1 and entry.change.mean < 0 and not entry.bold
 
 
 def test_the_baseline_is_bold_only_when_every_other_row_is_significantly_worse():
     cells = [c for c in _results() if c.method in ("surrogate", "bad")]
-    assert tables.from_results(cells).best(("t", "misclassification", "lower")) == {"surrogate"}
+    assert tables.build(cells).best(("t", "misclassification", "lower")) == {"surrogate"}
     cells = [c for c in _results() if c.method in ("surrogate", "bad", "noisy")]
-    assert tables.from_results(cells).best(("t", "misclassification", "lower")) == set()
+    assert tables.build(cells).best(("t", "misclassification", "lower")) == set()
 
 
 def test_wilcoxon_option_and_its_caption_below_six_seeds():
     cells = [c for c in _results() if c.seed < 5]
-    table = tables.from_results(cells, test="wilcoxon")
+    table = tables.build(cells, test="wilcoxon")
     good = table.rows["good"][("t", "misclassification")]
     assert good.p == pytest.approx(scipy_stats.wilcoxon(_differences(cells, "good"), method="exact").pvalue)
     assert good.verdict == 0  # 2/2^5 = 0.0625 at best
-    assert "cannot reach p < 0.05" in tables.to_markdown(table)
-    assert "cannot reach" not in tables.to_markdown(tables.from_results(_results(), test="wilcoxon"))
+    assert "cannot reach p < 0.05" in render.to_markdown(table)
+    assert "cannot reach" not in render.to_markdown(tables.build(_results(), test="wilcoxon"))
 
 
 def test_a_table_without_its_baseline_says_nothing_was_tested():
     cells = [c for c in _results() if c.method != "surrogate"]
     for test in ("t", "wilcoxon"):
-        table = tables.from_results(cells, test=test)
+        table = tables.build(cells, test=test)
         assert table.comparisons == 0 and not table.best(("t", "misclassification", "lower"))
-        text = tables.to_markdown(table)
+        text = render.to_markdown(table)
         assert "No row could be tested against `surrogate`" in text and "--baseline METHOD" in text
         assert "comparisons" not in text and "▲" not in text and "cannot reach" not in text
-    assert "No row could be tested" not in tables.to_markdown(tables.from_results(cells, "good"))
+    assert "No row could be tested" not in render.to_markdown(tables.build(cells, "good"))
 
 
 def test_layouts_and_formats():
-    table = tables.from_results(_results())
-    by_tasks = tables.to_markdown(table, "tasks")
+    table = tables.build(_results())
+    by_tasks = render.to_markdown(table, "tasks")
     assert by_tasks.startswith("| task | metric | (pretrained) | bad | failing | good | noisy | surrogate |")
     assert "| t | misclassification ↓ |" in by_tasks and "aucpr" not in by_tasks.split("\n\n")[0]  # targets only
-    by_methods = tables.to_markdown(table, "methods")
+    by_methods = render.to_markdown(table, "methods")
     assert by_methods.startswith("| method | t misclassification ↓ | t aucpr ↑ |")
     assert "| good | **0.1884 ± 0.0285**" in by_methods
     assert "- t / failing / seed 0: Diverged: boom" in by_methods
-    rows = {(r["method"], r["metric"]): r for r in csv.DictReader(io.StringIO(tables.to_csv(table)))}
+    rows = {(r["method"], r["metric"]): r for r in csv.DictReader(io.StringIO(render.to_csv(table)))}
     good = rows["good", "misclassification"]
     assert (good["best"], good["verdict"], good["n"], good["baseline"], good["test"]) == ("1", "1", "6", "surrogate", "t")
     assert rows["good", "aucpr"]["p"] == "" and rows["(pretrained)", "aucpr"]["n"] == "6"
@@ -143,14 +143,14 @@ def test_layouts_and_formats():
             assert self.open.pop() == tag
 
     checker = Checker()
-    checker.feed(tables.to_html(table))
-    assert "each entry is the method" in tables.to_html(table) and "each entry" not in tables.to_html(table, "methods")
+    checker.feed(render.to_html(table))
+    assert "each entry is the method" in render.to_html(table) and "each entry" not in render.to_html(table, "methods")
     assert checker.open == [] and checker.bold == 1
 
 
 @pytest.mark.parametrize("layout", ["tasks", "methods"])
 def test_latex_is_booktabs_with_grouped_headers_caption_and_label(layout):
-    latex = tables.to_latex(tables.from_results(_results()), layout, label="tab:demo")
+    latex = render.to_latex(tables.build(_results()), layout, label="tab:demo")
     for needed in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr)", r"\caption{", r"\label{tab:demo}"):
         assert needed in latex
     assert r"\begin{table*}" in latex and r"\resizebox{\textwidth}{!}" in latex
@@ -160,8 +160,8 @@ def test_latex_is_booktabs_with_grouped_headers_caption_and_label(layout):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (CI installs texlive-latex-base)")
 @pytest.mark.parametrize("layout", ["tasks", "methods"])
 def test_latex_compiles_in_a_two_column_paper_and_fits_its_width(tmp_path, layout):
-    table = tables.from_results(_results())
-    body = tables.to_latex(table, layout) + tables.costs_latex(table)
+    table = tables.build(_results())
+    body = render.to_latex(table, layout) + costs.costs_latex(table)
     document = "\n".join(
         [
             r"\documentclass[twocolumn]{article}",

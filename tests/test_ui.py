@@ -13,10 +13,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from helpers.ui_process import UiProcess, alive, descendants
 from metricbench.bench.cli import main
 from metricbench.bench.track import ui
-from metricbench.bench.track.tracking import RUNS_VIEW_ID, cell_run_name, runs_view, runs_view_tag, ui_hint
-from helpers.ui_process import UiProcess, alive, descendants
+from metricbench.bench.track.schema import RUNS_VIEW_ID, cell_run_name, runs_view, runs_view_tag
+from metricbench.bench.track.uri import ui_hint
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,12 @@
-"""Exceptions with a meaning to the harness: what becomes exit code 2, and what fails a cell."""
+"""Exceptions with a meaning to the harness: what becomes exit code 2 (`UsageError`, `DataError`), and what fails
+a cell (any other exception a method or task raises fails only its cell; these name the common causes)."""
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2, no traceback (unless --debug)."""
 
 
-class CellFailure(Exception):
-    """A cell could not produce a result (the method raised, or training diverged); the suite goes on."""
-
-
-class Diverged(CellFailure):
+class Diverged(Exception):
     """A loss or metric became NaN or infinite."""
 
 
@@ -17,7 +14,7 @@ class BudgetExhausted(Exception):
     """A method asked for more of a budget account (steps, queries, ...) than the cell's budget allows."""
 
 
-class UnreportedSteps(CellFailure):
+class UnreportedSteps(Exception):
     """A method took more optimizer steps on the model than it reported with `ctx.step`."""
 
 

@@ -196,14 +196,7 @@ class Registry:
         self._load()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
-    def entries(self, pattern: str = "*") -> list[Entry]:
-        return [self._entries[n] for n in self.names(pattern)]
-
     def registered(self, pattern: str = "*") -> list[Entry]:
         """The entries registered so far, by name, without importing the built-in modules (what plugins
         and this process have registered, and the built-ins only once something imported them)."""
         return [self._entries[n] for n in sorted(self._entries) if fnmatch.fnmatch(n, pattern)]
-
-    def __contains__(self, name: str) -> bool:
-        self._load()
-        return name in self._entries

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from metricbench.bench.core.files import atomic_write_bytes
-from metricbench.bench.report import profiles, tables
+from metricbench.bench.report import costs, profiles, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -68,9 +68,9 @@ def build_html(out_dir: str | Path, derived, layout: str = "tasks") -> str:
         f"<style>{STYLE}</style></head><body>",
         f"<h1>metricbench report: {html.escape(', '.join(_config(derived)['suite']))}</h1>",
         "<h2>Comparison</h2>",
-        tables.to_html(table, layout),
+        render.to_html(table, layout),
         "<h2>Cost</h2>",
-        tables.costs_html(table),
+        costs.costs_html(table),
         "<h2>Cost to target (anytime test curves)</h2>",
         _markdown_table_html(profiles.targets_markdown(derived.reached)),
         "<h2>Performance profiles</h2>",

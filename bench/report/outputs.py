@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metricbench.bench.core.files import atomic_write_bytes
-from metricbench.bench.report import profiles, results, tables
+from metricbench.bench.report import costs, profiles, render, results, tables
 
 
 @dataclass
@@ -33,7 +33,7 @@ def derive(cells, baseline: str = "surrogate", test: str = "t", published: list 
     reached = profiles.targets_reached(frame, curves)
     table = tables.add_notes(tables.build(frame, baseline, test), cells)
     if published:
-        tables.add_published(table, published)
+        published.add_published(table, published)
     return Derived(cells, frame, curves, reached, profiles.summary(frame, reached), table)
 
 
@@ -46,9 +46,9 @@ def write_outputs(out_dir: str | Path, derived: Derived, layout: str = "tasks", 
     """Write the folder's derived files; return the figures' PNG paths."""
     out_dir = Path(out_dir)
     table = derived.table
-    for fmt, ext in tables.EXTENSIONS.items():
-        _write(out_dir / f"table.{ext}", tables.render(table, fmt, layout))
-        _write(out_dir / f"costs.{ext}", tables.COST_RENDERERS[fmt](table))
+    for fmt, ext in render.EXTENSIONS.items():
+        _write(out_dir / f"table.{ext}", render.render(table, fmt, layout))
+        _write(out_dir / f"costs.{ext}", costs.COST_RENDERERS[fmt](table))
     _write(out_dir / "targets.md", profiles.targets_markdown(derived.reached))
     _write(out_dir / "targets.csv", derived.reached.to_csv(index=False, lineterminator="\n") if len(derived.reached) else "")
     _write(out_dir / "profiles.md", profiles.profiles_markdown(derived.summary))

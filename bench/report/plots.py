@@ -222,3 +222,36 @@ def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def cell_curves_plot(record: dict, folder: Path) -> Path | None:
+    """A cell's val curves and train loss as `folder/curves.png` (logged with its run); None with neither."""
+    history = record.get("history") or {}
+    curves = record.get("curves") or {}
+    if not curves and not history.get("loss"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, curve in curves.items():
+        if curve:
+            steps, values = zip(*curve, strict=True)
+            axes[0].plot(steps, values, marker="o", ms=3, label=f"{name} ({record['directions'].get(name, '')} is better)")
+    axes[0].set(title="val metrics (uncounted)", xlabel="step")
+    axes[0].legend(fontsize=7)
+    if history.get("loss"):
+        axes[1].plot(range(1, len(history["loss"]) + 1), history["loss"], lw=0.8)
+    axes[1].set(title="train loss", xlabel="step")
+    fig.suptitle(
+        f"{record['task']} / target {record['target_metric']} / {record['method']} / seed {record['seed']} ({record['status']})",
+        fontsize=9,
+    )
+    # fixed margins: tight_layout measured every text and doubled the cost of a plot drawn once per cell
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.82, wspace=0.2)
+    path = folder / "curves.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -161,13 +161,15 @@ def pretrained_start(task_name: str, task_options: dict, seed: int, env: CellEnv
     return task, splits, model, info
 
 
-def prepare_finetune(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -> Prepared:
+def prepare_finetune(
+    cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None, device: torch.device | None = None
+) -> Prepared:
     """Load the data, get the shared pretrained checkpoint and build what the method is handed.
 
-    The device is resolved here, once, and everything that computes (training, evaluation, metrics)
-    runs where the splits' batches land.
+    Everything that computes (training, evaluation, metrics) runs on `device` (`run_cell` resolves the
+    environment's once per cell and records it), where the splits' batches land.
     """
-    device = resolve_device(env.device)
+    device = resolve_device(env.device) if device is None else device
     task, splits, model, info = pretrained_start(cell.task, cell.task_options, cell.seed, env, splits_cache, device)
     val = splits.val
     step_bar = _bar_factory(env, f"{cell.task}/{cell.method}/{cell.target}/seed{cell.seed}")
@@ -218,13 +220,14 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
     from metricbench.tasks import create_task
 
     started = time.time()
+    device = resolve_device(env.device)  # once: the record names the device the cell ran on, never "auto"
     task = create_task(cell.task, **cell.task_options)
     record = {
         "cell_id": cell.cell_id,
         "suite": cell.suite,
         **cell.config(),
         "eval_every": cell.eval_every,
-        "device": str(resolve_device(env.device)),
+        "device": str(device),
         "target_metric": cell.target,
         "metric_names": list(task.metrics),
         "directions": task.metric_directions(),
@@ -243,7 +246,7 @@ def run_cell(cell: Cell, env: CellEnv, splits_cache: SplitCache | None = None) -
     p = None
     try:
         method = create_method(cell.method, **cell.method_options)
-        p = prepare_finetune(cell, env, splits_cache)
+        p = prepare_finetune(cell, env, splits_cache, device)
         spec = method.stage(cell.budget)
         if spec is not None:  # built by the harness, on the stage's own budget, once for all cells that share it
             p.ctx.stage, record["stage"] = build_or_reuse(

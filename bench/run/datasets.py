@@ -1,7 +1,7 @@
 """`metricbench data download|check|fixture TASK --data-dir DIR`: a paper task's dataset, explicitly.
 
 Downloads happen only here, never during `run`: `download` fetches the task's resources (verified,
-resumable, atomic: `tasks.download`) into DIR and unpacks them into the layout the task reads; `check`
+resumable, atomic: `tasks.data.download`) into DIR and unpacks them into the layout the task reads; `check`
 loads the task's splits from DIR and prints their sizes (the loader's own checks name a bad file and
 line); `fixture` writes a tiny dataset in the same format, to try a paper suite without the real data.
 """

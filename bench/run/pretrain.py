@@ -13,7 +13,7 @@ bases (its own module and its kind), the data-order code and the training loop. 
 file or editing a metric leaves it unchanged; a change to shared code elsewhere (a model module) is
 announced by bumping `version`.
 
-A task whose `weights` option names a checkpoint file or public weights (`tasks.weights`) is not
+A task whose `weights` option names a checkpoint file or public weights (`tasks.data.weights`) is not
 pretrained: the checkpoint is those weights loaded into the task's model, keyed by the task, its
 options and what the weights are (a file by its sha256), and shared by every seed and device. Other
 weights options (a backbone the recipe starts from) join the key of a pretrained checkpoint.
@@ -49,7 +49,12 @@ def code_files(task) -> list[Path]:
     """The source files whose code decides what pretraining `task` produces."""
     modules = {sys.modules[cls.__module__] for cls in type(task).__mro__ if cls.__module__ not in ("builtins", "abc")}
     files = {Path(inspect.getsourcefile(m)) for m in modules}
-    shared = (metricbench.bench.core.seeding, metricbench.bench.core.training, metricbench.tasks.data.sampling, metricbench.tasks.data.splits)
+    shared = (
+        metricbench.bench.core.seeding,
+        metricbench.bench.core.training,
+        metricbench.tasks.data.sampling,
+        metricbench.tasks.data.splits,
+    )
     files |= {Path(m.__file__) for m in shared} | {Path(__file__)}
     return sorted(files)
 

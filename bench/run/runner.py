@@ -14,26 +14,22 @@ from metricbench.bench.core.errors import UsageError
 from metricbench.bench.core.faults import pause_point
 from metricbench.bench.core.files import atomic_write_bytes, check_writable_folder, ensure_writable_folder
 from metricbench.bench.core.registry import suggest
-from metricbench.bench.report import outputs, tables
+from metricbench.bench.report import outputs, records, render
 from metricbench.bench.run.cell import (
     CellEnv,
     SplitCache,
     cell_folder,
     read_record,
     record_path,
+    resolve_device,
     run_cell,
     say_line,
     write_record,
 )
 from metricbench.bench.run.suite import Suite
-from metricbench.bench.track.tracking import (
-    Tracker,
-    check_tracking_uri,
-    environment_tags,
-    resolve_tracking_uri,
-    sqlite_path,
-    ui_hint,
-)
+from metricbench.bench.track.environment import environment_tags
+from metricbench.bench.track.tracker import Tracker
+from metricbench.bench.track.uri import check_tracking_uri, resolve_tracking_uri, sqlite_path, ui_hint
 
 # One intra-op thread per process. On a machine other work keeps busy, every extra thread waits on the
 # others at each parallel region: on the 2-core development machine (README, "Performance") PyTorch's
@@ -146,7 +142,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
         raise UsageError(f"--threads must be 0 (PyTorch's default) or more, got {settings.threads}")
     cells = suite.cells()  # validates every name and option before anything runs
     env = CellEnv(
-        device=settings.device,
+        device=str(resolve_device(settings.device)),  # "auto" resolved once: every tag and record names the device
         out_dir=str(out_dir),
         cache_dir=str(settings.cache_dir or out_dir / "cache"),
         data_dir=settings.data_dir,
@@ -168,7 +164,7 @@ def run_suite(suite: Suite, settings: RunSettings) -> RunSummary:
 def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: str, threads: int) -> RunSummary:
     out_dir = Path(settings.out_dir)
     interrupts.stop_if_requested()  # a Ctrl-C during validation: nothing was started
-    env_tags = {**environment_tags(settings.device), "torch_threads": str(threads)}
+    env_tags = {**environment_tags(env.device), "torch_threads": str(threads)}
     with store_lock(uri):  # creating a new store migrates its schema: one process at a time
         tracker = Tracker(uri, suite.name)
         tracker.start_invocation(
@@ -181,7 +177,7 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
                 "targets": json.dumps(
                     {t: sorted({c.target for c in cells if c.task == t}) for t in sorted({c.task for c in cells})}
                 ),
-                "device": settings.device,
+                "device": env.device,
                 "threads": threads,
                 "out_dir": str(out_dir.resolve()),
             },
@@ -223,7 +219,7 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
         payload = (json.dumps(environment, indent=1, sort_keys=True) + "\n").encode()
         atomic_write_bytes(out_dir / "environment.json", lambda handle: handle.write(payload))
         # tables, costs, cost to target, profiles and figures come from the records, the source of truth
-        derived = outputs.derive(tables.load_records(out_dir, {c.cell_id for c in cells}))
+        derived = outputs.derive(records.load_records(out_dir, {c.cell_id for c in cells}))
         figures = outputs.write_outputs(out_dir, derived)
         with store_lock(uri):
             tracker.log_figures(figures)  # on the invocation's run, beside its cells
@@ -239,7 +235,7 @@ def _run_locked(suite: Suite, settings: RunSettings, cells, env: CellEnv, uri: s
             bar.close()
         with store_lock(uri):
             tracker.finish_invocation(failed, computed, skipped, interrupted)
-    return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, tables.to_markdown(derived.table))
+    return RunSummary(computed, skipped, failed, uri, tracker.experiment_id, render.to_markdown(derived.table))
 
 
 def _log_if_needed(tracker: Tracker, uri: str, record: dict, out_dir: Path, cell, env_tags: dict, known: dict) -> None:

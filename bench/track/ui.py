@@ -35,7 +35,8 @@ import uuid
 from pathlib import Path
 
 from metricbench.bench.core.errors import UsageError
-from metricbench.bench.track.tracking import check_tracking_uri, runs_link, runs_view, runs_view_tag, sqlite_path
+from metricbench.bench.track.schema import runs_link, runs_view, runs_view_tag
+from metricbench.bench.track.uri import check_tracking_uri, sqlite_path
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 180  # seconds for the server to answer /health (about 3 s on an idle 2-core VM)

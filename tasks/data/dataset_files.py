@@ -18,7 +18,7 @@ from metricbench.bench.core.errors import DataError
 @dataclass(frozen=True)
 class DatasetFiles:
     """A dataset's files: `required` (paths relative to the data folder that must exist), `resources`
-    (`tasks.download.Resource`s that `metricbench data download` fetches; empty when none is public),
+    (`tasks.data.resources.Resource`s that `metricbench data download` fetches; empty when none is public),
     `manual` (where to get it by hand and the layout, for datasets without `resources`) and `source`
     (the official page, for the README and messages); `fixture(data_dir)` writes a tiny dataset in the
     same format (for tests and for trying a paper suite without the real data)."""

@@ -59,7 +59,7 @@ def start_options(
 ) -> dict[str, Option]:
     """The options that say where a paper task's model starts (list the weights ones in `weight_options`):
     `weights`; with `backbone`, `backbone_weights` (default "imagenet"); `pretrain_steps`; with `streamed`,
-    the DataLoader `workers` (-1: up to 4, one per core; see `tasks.splits.worker_count`)."""
+    the DataLoader `workers` (-1: up to 4, one per core; see `tasks.data.splits.worker_count`)."""
     options = {}
     if backbone:
         options["backbone_weights"] = weights_option(

@@ -2,7 +2,7 @@
 ImageNet-style crops, and a dataset of (file, label) pairs read in `DataLoader` workers.
 
 Images leave the workers as uint8 (3, S, S) tensors (4x less to copy and transfer than floats); the
-model normalises them on the device (`tasks.models.Normalized`). The training crop is the
+model normalises them on the device (`tasks.models.small.Normalized`). The training crop is the
 Inception-style random-resized crop (scale 0.08-1, aspect ratio 3/4-4/3) plus a horizontal flip,
 drawn from the per-sample generator the data layer seeds from (stream, step, position), so an
 augmented batch is reproducible; evaluation resizes the shorter side to size / 0.875 and takes the

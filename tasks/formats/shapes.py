@@ -2,7 +2,7 @@
 
 This is the data of the embedded `shapes-detection` task, which stands in for voc2007 on machines
 without the real dataset. Writing it to disk in the exact VOC layout (and reading it back through
-`tasks.voc`) means the VOC loader that the real task uses is exercised by every run.
+`tasks.formats.voc`) means the VOC loader that the real task uses is exercised by every run.
 
 Each image has a textured background (stripes, checks or smooth noise in two random colours) and 1 to 4
 solid shapes (circle, square, triangle; rotated; sizes from 1/12 to 1/2 of the image side, log-uniform)

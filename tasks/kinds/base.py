@@ -92,7 +92,7 @@ class Task(abc.ABC):
     - `budget`: the default finetuning `Budget`.
     - `requires_data`: whether `load_splits` needs the user's `--data-dir` (set for every task with `data`).
     - `data`: a `DatasetFiles` (required files, download resources) for tasks that read a real dataset.
-    - `weight_options`: the options that name weights (`tasks.weights`): a file's sha256 is part of the
+    - `weight_options`: the options that name weights (`tasks.data.weights`): a file's sha256 is part of the
       checkpoint's identity; an option named `weights` other than "recipe" replaces pretraining.
     - `version`: bump it when a change outside the task's own module (a shared model, a data file)
       changes what pretraining produces; the checkpoint cache key includes it.
@@ -277,7 +277,9 @@ class Task(abc.ABC):
         return [self.collate(chunk) for chunk in chunks], self.collate(targets)
 
     def score(self, predictions, targets, metrics: tuple[str, ...] | None = None, device=None) -> dict[str, float]:
-        """The task's metrics (or the named subset) on predictions and their targets, computed on `device`."""
+        """The task's metrics (or the named subset) on predictions and their targets. `device` is where the
+        split's batches land: the retrieval kind computes its chunked similarities there; the metrics of
+        the other kinds compute where the predictions are."""
         return {
             m: metric_lib.compute(m, predictions, targets, **self.metric_options.get(m, {})) for m in (metrics or self.metrics)
         }

@@ -48,7 +48,7 @@ def images_to_model(images: list[torch.Tensor]) -> list[torch.Tensor]:
 class DetectionTask(Task):
     """Detection with a torchvision-style detector (`torchvision.models.detection` API).
 
-    Implement `load_splits` (e.g. `StreamSplit` over `tasks.voc.VOCDetection` with `list_collate`,
+    Implement `load_splits` (e.g. `StreamSplit` over `tasks.formats.voc.VOCDetection` with `list_collate`,
     or a `ListSplit`) and `build_model`. Set `loss_terms` to the names of the detector's loss dict and
     `num_classes` to the number of foreground classes (labels 1..C; 0 is background).
     """

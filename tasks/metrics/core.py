@@ -18,6 +18,7 @@ METRICS = Registry(
         "metricbench.tasks.metrics.classification",
         "metricbench.tasks.metrics.retrieval",
         "metricbench.tasks.metrics.detection",
+        "metricbench.tasks.metrics.coco",
     ),
 )
 

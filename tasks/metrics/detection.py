@@ -1,4 +1,4 @@
-"""Object-detection metrics: PASCAL VOC average precision and COCO-style mAP (through pycocotools).
+"""Object-detection metrics: PASCAL VOC average precision, and the input checks the COCO-style mAP shares.
 
 Input, torchvision's detection format:
 - `predictions`: a list with one dict per image: "boxes" (n, 4) as x1, y1, x2, y2 in pixels, "scores" (n,),
@@ -51,23 +51,11 @@ The one deliberate difference: a class without non-difficult GT is left out (voc
 The result files py-faster-rcnn writes round scores to 3 and boxes to 1 decimal; scores and boxes here are used
 as given. `pixel_plus_one` is implied and may not be set with this protocol.
 
-coco-map (COCO-style, computed by pycocotools' COCOeval, bbox, its default parameters):
-- The GT is built in memory: boxes converted to x, y, width, height, area = width * height, and
-  `iscrowd` = difficult, so a difficult box is ignored the way COCO ignores a crowd region: a detection
-  matched to it is neither TP nor FP, and it is not counted in recall. (COCO matches a detection to a crowd
-  region by intersection / detection area instead of IoU.)
-- COCO's rules apply: per image and class at most the 100 highest-scored detections count, and AP is
-  interpolated at 101 recall points; classes without non-difficult GT are left out of the mean.
-- iou="0.50:0.95" (default) is the COCO mAP averaged over IoU thresholds 0.50, 0.55, ..., 0.95
-  (pycocotools' stats[0]); "0.50" and "0.75" are AP at one threshold (stats[1], stats[2]).
-- No detection at all gives 0.0. No non-difficult GT box at all raises `MetricError` (pycocotools would
-  report -1, "undefined"; this metric never returns -1).
+`coco-map` is in `metricbench.tasks.metrics.coco`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,13 +65,12 @@ from metricbench.tasks.metrics.core import HIGHER, MetricError, as_tensor, regis
 
 INTERPOLATIONS = ("11point", "all")
 PROTOCOLS = ("exact", "py-faster-rcnn")
-COCO_IOU_STATS = {"0.50:0.95": 0, "0.50": 1, "0.75": 2}  # option value -> index in COCOeval.stats
 
 # ----------------------------------------------------------------------------- input checks
 
 
 @dataclass
-class _Boxes:
+class Boxes:
     """The boxes of all images in one flat table: row i is box i of image `image[i]`."""
 
     image: np.ndarray  # (k,) int64 image index
@@ -132,7 +119,7 @@ def _integer_labels(metric: str, labels: torch.Tensor, where: str) -> torch.Tens
     return labels
 
 
-def _flatten(metric: str, entries, side: str) -> _Boxes:
+def _flatten(metric: str, entries, side: str) -> Boxes:
     """Check one side (predictions or targets) and flatten it into one table of boxes."""
     is_prediction = side == "predictions"
     boxes, labels, extra, counts = [], [], [], []
@@ -156,7 +143,7 @@ def _flatten(metric: str, entries, side: str) -> _Boxes:
         extra.append(entry_extra)
         counts.append(n)
 
-    table = _Boxes(
+    table = Boxes(
         image=np.repeat(np.arange(len(counts), dtype=np.int64), counts),
         boxes=_concat(boxes, torch.float64).reshape(-1, 4),
         labels=_concat(labels, torch.int64),
@@ -181,7 +168,7 @@ def _flatten(metric: str, entries, side: str) -> _Boxes:
     return table
 
 
-def _prepare(metric: str, predictions, targets) -> tuple[_Boxes, _Boxes]:
+def prepare_boxes(metric: str, predictions, targets) -> tuple[Boxes, Boxes]:
     for side, value in (("predictions", predictions), ("targets", targets)):
         if not isinstance(value, list | tuple):
             raise MetricError(f"{metric}: {side} must be a list with one dict per image, got {type(value).__name__}")
@@ -258,7 +245,7 @@ def _voc_ap(metric: str, predictions, targets, iou: float, interpolation: str, p
         raise MetricError(f"{metric}: interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     if not 0.0 < iou <= 1.0:
         raise MetricError(f"{metric}: iou threshold must be in (0, 1], got {iou}")
-    detections, truth = _prepare(metric, predictions, targets)
+    detections, truth = prepare_boxes(metric, predictions, targets)
 
     classes, class_index = np.unique(np.concatenate([truth.labels, detections.labels]), return_inverse=True)
     gt_class, det_class = class_index[: truth.labels.size], class_index[truth.labels.size :]
@@ -296,7 +283,7 @@ def _voc_ap(metric: str, predictions, targets, iou: float, interpolation: str, p
 def _voc_ap_py_faster_rcnn(metric: str, predictions, targets, iou: float, interpolation: str) -> dict[int, float]:
     """AP per class exactly as py-faster-rcnn's `voc_eval` computes it (see the module doc), on boxes
     converted back to VOC's 1-based pixel coordinates."""
-    detections, truth = _prepare(metric, predictions, targets)
+    detections, truth = prepare_boxes(metric, predictions, targets)
     to_pixels = np.array([1.0, 1.0, 0.0, 0.0])  # x1 + 1, y1 + 1, x2, y2: what the XML and the result files hold
     det_boxes, gt_boxes = detections.boxes + to_pixels, truth.boxes + to_pixels
     thresholds = np.arange(0.0, 1.1, 0.1)  # voc_eval's thresholds, float rounding included
@@ -397,71 +384,3 @@ def voc_map(
     if not per_class:
         raise MetricError("voc-map: no class has a non-difficult ground-truth box, so mAP is undefined")
     return float(np.mean(list(per_class.values())))
-
-
-# ----------------------------------------------------------------------------- COCO
-
-
-def _xywh(boxes: np.ndarray) -> np.ndarray:
-    return np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
-
-
-def _coco_ground_truth(truth: _Boxes, n_images: int):
-    from pycocotools.coco import COCO
-
-    xywh = _xywh(truth.boxes)
-    annotations = [
-        # ids start at 1: COCOeval takes a matched GT id of 0 for "unmatched"
-        {"id": k + 1, "image_id": image + 1, "category_id": label, "bbox": box, "area": box[2] * box[3], "iscrowd": crowd}
-        for k, (image, label, box, crowd) in enumerate(
-            zip(truth.image.tolist(), truth.labels.tolist(), xywh.tolist(), truth.difficult.astype(int).tolist(), strict=True)
-        )
-    ]
-    ground_truth = COCO()
-    ground_truth.dataset = {
-        "images": [{"id": i + 1} for i in range(n_images)],
-        "annotations": annotations,
-        "categories": [{"id": label} for label in np.unique(truth.labels).tolist()],
-    }
-    ground_truth.createIndex()
-    return ground_truth
-
-
-@register_metric(
-    "coco-map",
-    HIGHER,
-    "COCO-style box mAP by pycocotools (difficult boxes treated as crowd)",
-    options={
-        "iou": Option(
-            str, "0.50:0.95", "IoU thresholds: COCO's mean over 0.50:0.95, or AP at 0.50 or 0.75", tuple(COCO_IOU_STATS)
-        ),
-    },
-)
-def coco_map(predictions, targets, iou: str = "0.50:0.95") -> float:
-    if iou not in COCO_IOU_STATS:
-        raise MetricError(f"coco-map: iou must be one of {', '.join(COCO_IOU_STATS)}, got {iou!r}")
-    detections, truth = _prepare("coco-map", predictions, targets)
-    if not (~truth.difficult).any():
-        raise MetricError("coco-map: no non-difficult ground-truth box, so mAP is undefined")
-    if detections.labels.size == 0:
-        return 0.0  # pycocotools' loadRes cannot load an empty result list
-
-    from pycocotools.cocoeval import COCOeval
-
-    xywh = _xywh(detections.boxes)
-    results = [
-        {"image_id": image + 1, "category_id": label, "bbox": box, "score": score}
-        for image, label, box, score in zip(
-            detections.image.tolist(), detections.labels.tolist(), xywh.tolist(), detections.scores.tolist(), strict=True
-        )
-    ]
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and its summary table
-        ground_truth = _coco_ground_truth(truth, len(targets))
-        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), iouType="bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    value = float(evaluation.stats[COCO_IOU_STATS[iou]])
-    if value < 0:  # pycocotools' "undefined"; the check above should make this unreachable
-        raise MetricError("coco-map: pycocotools found no ground truth to evaluate against (it reported -1)")
-    return value

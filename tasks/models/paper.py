@@ -16,7 +16,7 @@
   takes inputs already normalised (mean = std = 0.5, as the published weights expect).
 - `nasnet_a_large()`: timm's `nasnetalarge` (6 @ 4032, 331 px, 88.75M parameters), randomly initialised.
 
-Nothing here downloads weights: starting weights come from the task's `weights` option (`tasks.weights`).
+Nothing here downloads weights: starting weights come from the task's `weights` option (`tasks.data.weights`).
 """
 
 from __future__ import annotations
