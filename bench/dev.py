@@ -51,7 +51,7 @@ def ensure_environment() -> None:
     print("installing metricbench and its dependencies into .venv (once)", file=sys.stderr)
     quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # setuptools' editable-install banner
     subprocess.run(pip + TORCH, check=True, env=quiet_env)
-    subprocess.run(pip + ["-e", f"{ROOT}[test,lint]"], check=True, env=quiet_env)
+    subprocess.run(pip + ["-e", f"{ROOT}[test,lint,docs]"], check=True, env=quiet_env)
     STAMP.write_text(_wanted_stamp())
 
 

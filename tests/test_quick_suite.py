@@ -49,7 +49,7 @@ def test_quick_suite_runs_end_to_end_and_reproduces_the_committed_results(tmp_pa
     same_kind = all(fresh_env[k] == committed_env[k] for k in ("cpu", "torch_version", "numpy_version", "torch_threads"))
     fresh, committed = _rows(out / "table.csv"), _rows(COMMITTED / "table.csv")
     assert fresh.keys() == committed.keys(), (
-        "results/quick/ is stale: regenerate it (README, 'Reproducing the committed results')"
+        "results/quick/ is stale: regenerate it (docs/results.md, 'Reproducing the committed results')"
     )
     if same_kind:
         assert (out / "table.md").read_text() == (COMMITTED / "table.md").read_text()

@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_example() -> str:
     text = README.read_text()
-    section = text[text.index("## The method API") :]
+    section = text[text.index("## Adding a method") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

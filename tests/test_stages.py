@@ -13,6 +13,7 @@ from pathlib import Path
 
 from metricbench.bench.core.budget import Budget
 from metricbench.bench.report import costs, tables
+from metricbench.bench.report.records import from_record
 from metricbench.bench.run.cell import CellEnv, run_cell
 from metricbench.bench.run.suite import load_suite
 from metricbench.bench.track.collect import collect
@@ -72,12 +73,12 @@ def test_two_cells_share_one_stage_built_on_its_own_budget(tmp_path, temporary_m
         assert r["spent"]["queries"]["calls"] == 0
         assert r["history"]["logs"]["stage_values"] == [(0, 2.0)]
 
-    table = tables.build([records.from_record(r) for r in records])
+    table = tables.build([from_record(r) for r in records])
     stage_rows = [key for key in table.costs if key[0].endswith("(stage)")]
     assert stage_rows == [("test-stage (lr=0.1) (stage)", "breast-cancer"), ("test-stage (lr=0.2) (stage)", "breast-cancer")]
     # the stage each row used, once
     assert all((table.costs[row].n, table.costs[row].means["queries_calls"]) == (1, 2) for row in stage_rows)
-    doubled = tables.build([records.from_record(r) for r in records + records[:1]])  # a row's cells sharing one stage
+    doubled = tables.build([from_record(r) for r in records + records[:1]])  # a row's cells sharing one stage
     assert doubled.costs[stage_rows[0]].n == 1
     assert "A `(stage)` row is what a method built once" in costs.costs_markdown(table)
 

@@ -161,7 +161,7 @@ class MetricOracle:
     def query_candidates(self, model, adapters, vectors: torch.Tensor, on: ValBatch, batched: bool = False) -> torch.Tensor:
         """The metric for each row of `vectors` (k x len(adapters)) as a k-vector (float64, CPU), on one
         fixed batch. `batched=True` runs the candidates through `torch.func.vmap` (tensor models only; on
-        the development CPU it was no faster than the default loop, see the README's performance notes)."""
+        the development CPU it was no faster than the default loop, see docs/performance.md, "Candidate evaluation")."""
         if adapters.model is not model:
             raise ValueError("`adapters` must be attached to `model` (adapters = attach_film_adapters(model))")
         if vectors.ndim != 2 or vectors.shape[1] != len(adapters):

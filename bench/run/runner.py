@@ -32,7 +32,7 @@ from metricbench.bench.track.tracker import Tracker
 from metricbench.bench.track.uri import check_tracking_uri, resolve_tracking_uri, sqlite_path, ui_hint
 
 # One intra-op thread per process. On a machine other work keeps busy, every extra thread waits on the
-# others at each parallel region: on the 2-core development machine (README, "Performance") PyTorch's
+# others at each parallel region: on the 2-core development machine (docs/performance.md, "Threads") PyTorch's
 # own default (one per core) made `smoke` 8x slower under load, while idle it was at most about 2x
 # faster (the quick suite's image tasks). `--threads 0` restores it.
 DEFAULT_THREADS = 1

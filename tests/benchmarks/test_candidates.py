@@ -31,7 +31,7 @@ def _sync():
 
 @pytest.mark.parametrize("batched", [False, True], ids=["functional-loop", "functional-vmap"])
 def test_candidates_on_one_batch_vs_deepcopies(benchmark, tmp_path, batched):
-    # the task at its own size (the metricopt suite's; quick shrinks it), as the README's figures were measured
+    # the task at its own size (the metricopt suite's; quick shrinks it), as docs/performance.md's figures were measured
     cells = load_suite("metricopt").select(tasks=["digits"], methods=["surrogate"], seeds=1).cells()
     (cell,) = [c for c in cells if c.target == "misclassification"]
     cell = type(cell)(**{**cell.__dict__, "budget": Budget(steps=1, queries=1, batch_queries=10**6)})

@@ -1,5 +1,5 @@
 """The cost of one training step of each paper task's model at the task's real input size, on whatever
-device runs it (`pytest tests/benchmarks/test_paper_steps.py --benchmark-only`). The README's expected
+device runs it (`pytest tests/benchmarks/test_paper_steps.py --benchmark-only`). docs/paper-tasks.md's expected
 costs come from these figures; batch sizes are the recipes' where one step fits in a few seconds of a
 2-core CPU, smaller otherwise (the per-image time is printed with each)."""
 

@@ -4,7 +4,7 @@ and figures included), idle and with a second process keeping the machine busy (
 
     pytest tests/benchmarks/test_suite_wall.py --benchmark-only -s -k "smoke and idle"
 
-The limits (README, "Performance"): smoke under 60 s idle; quick under 10 minutes idle and under 20
+The limits (docs/performance.md, "Suite wall times"): smoke under 60 s idle; quick under 10 minutes idle and under 20
 minutes busy. `METRICBENCH_QUICK_OUT=results/quick` makes the idle quick run write its folder there (how
 the committed results are made); otherwise every run writes into a temporary folder.
 """

@@ -135,7 +135,7 @@ def _sync():
 def test_device_resident_batches_with_and_without_the_batched_transform(benchmark, tmp_path, transform):
     """glyphs-retrieval's training split (uint8 on the device): 300 batches of 64, with its batched
     random crop (padding 2) or without; the data path alone, then one training step per batch."""
-    # the task at its own size (the metricopt suite's; quick shrinks it), as the README's figures were measured
+    # the task at its own size (the metricopt suite's; quick shrinks it), as docs/performance.md's figures were measured
     (cell,) = load_suite("metricopt").select(tasks=["glyphs-retrieval"], methods=["surrogate"], seeds=1).cells()
     env = CellEnv(device="auto", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     prepared = prepare_finetune(cell, env)
