@@ -12,8 +12,6 @@ from metricbench.bench.core.errors import UsageError
 from metricbench.bench.report.tables import Entry, Table
 
 PUBLISHED_COLUMNS = ("row", "task", "metric", "value", "reported", "options", "source", "where", "protocol", "provenance")
-
-
 DEFAULT_PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published.csv"
 
 

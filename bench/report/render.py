@@ -14,14 +14,8 @@ from metricbench.bench.core.errors import UsageError
 from metricbench.bench.report.tables import ALPHA, LAYOUTS, TEST_NAMES, Entry, Table, sorted_unique
 
 ARROWS = {"lower": "↓", "higher": "↑"}
-
-
 LATEX_ARROWS = {"lower": r"$\downarrow$", "higher": r"$\uparrow$"}
-
-
 MARKS = {1: "▲", -1: "▼", 0: ""}
-
-
 LATEX_MARKS = {1: r"$^{\ast}$", -1: r"$^{\dagger}$", 0: ""}
 
 
@@ -310,8 +304,6 @@ def to_csv(table: Table) -> str:
 
 
 RENDERERS = {"md": to_markdown, "latex": to_latex, "html": to_html, "csv": to_csv}
-
-
 EXTENSIONS = {"md": "md", "latex": "tex", "html": "html", "csv": "csv"}
 
 

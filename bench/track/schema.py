@@ -9,23 +9,11 @@ import json
 from metricbench.bench.core.files import key_digest
 
 KIND_TAG = "metricbench.kind"
-
-
 DIGEST_TAG = "metricbench.record_digest"  # which record a cell's run holds; set once it is completely logged
-
-
 SUPERSEDED_TAG = "metricbench.superseded_by"  # on a cell's earlier runs: the run that replaced it
-
-
 INVOCATION_TAG = "metricbench.invocation"  # on a cell's run: the run of the invocation that logged it
-
-
 TARGET_TEST = "target_test"  # on a cell's run: its target metric's test value (one column for every task and target)
-
-
 RUNS_VIEW_ID = "metricbench-cells"  # the runs-page view stored on each suite's experiment
-
-
 # MLflow 3's UI reads a view of the runs page from this experiment tag when the page's URL holds
 # viewStateShareKey=<id> (and lists it under "Views"); the tag's value is {name, createdAt, state: JSON}
 _VIEW_TAG_PREFIX = "mlflow.sharedViewState."

@@ -14,11 +14,7 @@ def _probability(value) -> bool:
 # A stage's work scales with the cells it serves: a smoke cell of 8 steps gets a stage of seconds, a
 # quick cell of 100 steps the sizes the metricopt suite pins (200 Reptile steps, 100 rule steps).
 META_STEPS_PER_STEP = 2
-
-
 MAX_META_STEPS = 200
-
-
 MAX_RULE_META_STEPS = 100
 
 

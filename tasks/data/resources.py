@@ -16,20 +16,10 @@ from pathlib import Path, PurePosixPath
 from metricbench.bench.core.errors import UsageError
 
 Progress = Callable[[int, int | None], None]
-
-
 Report = Callable[[str], None]
-
-
 DOWNLOADS = "downloads"
-
-
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
-
-
 _COMPRESSED_SUFFIX = {"bz2": (".bz2",), "gz": (".gz", ".gzip")}
-
-
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".zip")
 
 
