@@ -393,9 +393,9 @@ def cmd_report(args) -> int:
 def _with_published(table, published: str | None):
     if published is None:
         return table
-    from metricbench.bench.report import published
+    from metricbench.bench.report.published import DEFAULT_PUBLISHED, add_published, load_published
 
-    return published.add_published(table, published.load_published(published or published.DEFAULT_PUBLISHED))
+    return add_published(table, load_published(published or DEFAULT_PUBLISHED))
 
 
 def cmd_ui(args) -> int:

@@ -60,6 +60,20 @@ def test_table_renders_from_the_store(smoke_run, capsys, fmt):
     assert text == (out / f"table.{ {'md': 'md', 'latex': 'tex', 'html': 'html', 'csv': 'csv'}[fmt] }").read_text()
 
 
+def test_table_adds_published_rows_from_a_users_file(smoke_run, capsys, tmp_path):
+    out, _ = smoke_run
+    published = tmp_path / "published.csv"
+    published.write_text(
+        "row,task,metric,value,reported,options,source,where,protocol,provenance\n"
+        "A paper (2020),digits,misclassification,0.0123,1.23%,,A paper,Table 1,same split,re-read from the PDF\n"
+    )
+    assert main(["table", "--out", str(out), "--published", str(published)]) == 0
+    text = capsys.readouterr().out
+    assert "A paper (2020)" in text and "0.0123" in text
+    assert main(["table", "--out", str(out), "--published"]) == 0  # the project's own file: no row for the smoke tasks
+    assert "A paper (2020)" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -45,7 +45,9 @@ def test_seed_zero_of_the_committed_comparison_is_reproduced(tmp_path, suite_cac
     assert subprocess.run(run, capture_output=True, text=True, env=env).returncode == 0
     paired = subprocess.run([exe, "table", "--out", str(out), "--paired", "surrogate"], capture_output=True, text=True, env=env)
     fresh, committed = _seed_zero(paired.stdout), _seed_zero((COMMITTED / "paired-surrogate.md").read_text())
-    assert fresh.keys() == committed.keys() and len(fresh) == 2 * 7, "results/metricopt/ is stale: regenerate it (docs/results.md, 'Reproducing the committed results')"
+    assert fresh.keys() == committed.keys() and len(fresh) == 2 * 7, (
+        "results/metricopt/ is stale: regenerate it (docs/results.md, 'Reproducing the committed results')"
+    )
     fresh_env = json.loads((out / "environment.json").read_text())
     if all(fresh_env[k] == committed_env[k] for k in ("cpu", "torch_version", "numpy_version", "torch_threads")):
         assert fresh == committed

@@ -27,13 +27,11 @@ class Derived:
     table: tables.Table
 
 
-def derive(cells, baseline: str = "surrogate", test: str = "t", published: list | None = None) -> Derived:
+def derive(cells, baseline: str = "surrogate", test: str = "t") -> Derived:
     frame = results.frame(cells)
     curves = results.anytime_frame(cells)
     reached = profiles.targets_reached(frame, curves)
     table = tables.add_notes(tables.build(frame, baseline, test), cells)
-    if published:
-        published.add_published(table, published)
     return Derived(cells, frame, curves, reached, profiles.summary(frame, reached), table)
 
 
