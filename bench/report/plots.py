@@ -230,11 +230,7 @@ def cell_curves_plot(record: dict, folder: Path) -> Path | None:
     curves = record.get("curves") or {}
     if not curves and not history.get("loss"):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for name, curve in curves.items():
         if curve:
